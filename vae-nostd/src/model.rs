@@ -1,0 +1,748 @@
+//! The AEVB model: encoder q_φ(z|x), reparameterization, decoder p_θ(x|z), the SGVB
+//! estimators of the lower bound and their hand-written gradient.
+//!
+//! A [`Vae`] is a *view*: a configuration plus a borrowed flat parameter slice. A [`Workspace`]
+//! borrows the activation buffer. Neither owns memory, so the same code runs over `static`
+//! arrays on a Cortex-M and over `Vec`s sized at run time in the trainer.
+
+use core::ops::Range;
+
+use rand_core::RngCore;
+
+use crate::config::{Net, WorkspaceLayout};
+use crate::error::{Error, check_finite, check_len};
+use crate::kernel::Gemm;
+use crate::layers::{activation_backward, activation_forward, linear_backward, linear_forward};
+use crate::likelihood::{log_likelihood, log_likelihood_backward};
+use crate::rng::fill_standard_normal;
+use crate::{Real, VaeConfig};
+
+/// Which SGVB estimator of the lower bound L(θ, φ; x) to compute (paper §2.3, eqs. 6–10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Estimator {
+    /// Estimator B (eq. 10): −β·KL(q_φ(z|x) ‖ N(0, I)) in closed form (App. B) plus the
+    /// L-sample mean of log p_θ(x|z).
+    Analytic,
+    /// Estimator A (eq. 6): the L-sample mean of log p_θ(x|z) + β·(log p(z) − log q_φ(z|x)).
+    MonteCarlo,
+    /// The k-sample importance-weighted bound of Burda, Grosse & Salakhutdinov (2015):
+    /// log (1/k) Σ_l w_l, log w_l = log p_θ(x|z_l) + β·(log p(z_l) − log q_φ(z_l|x)).
+    /// It is at least the ELBO and tends to log p_θ(x) as k grows.
+    ImportanceWeighted,
+}
+
+/// What a forward pass estimates: the estimator, L (or k) draws of z per datapoint, and the
+/// weight β on the KL (or on log p(z) − log q(z|x)); β = 1 is the paper's bound.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Objective<T> {
+    /// The estimator.
+    pub estimator: Estimator,
+    /// Draws of z per datapoint (L; k for the importance-weighted bound).
+    pub samples: usize,
+    /// Weight of the KL term (β-VAE); 1 for the paper's bound.
+    pub beta: T,
+}
+
+impl<T: Real> Objective<T> {
+    /// The paper's default: estimator B with L = 1, β = 1 (§3: "L = 1 as long as the minibatch
+    /// size M was large enough").
+    pub fn paper() -> Self {
+        Objective {
+            estimator: Estimator::Analytic,
+            samples: 1,
+            beta: T::ONE,
+        }
+    }
+}
+
+/// Minibatch means, per datapoint, from one forward pass (all in nats).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bound {
+    /// The estimator's value (what [`Vae::backward`] differentiates, with β applied).
+    pub objective: f64,
+    /// KL(q_φ(z|x) ‖ p(z)): in closed form for estimator B, the Monte Carlo mean of
+    /// log q_φ(z|x) − log p(z) otherwise.
+    pub kl: f64,
+    /// Mean of log p_θ(x|z) over the draws (the reconstruction term).
+    pub rec: f64,
+}
+
+impl Bound {
+    /// The unweighted evidence lower bound `rec − kl` (β = 1).
+    pub fn elbo(&self) -> f64 {
+        self.rec - self.kl
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pass<T> {
+    n: usize,
+    obj: Objective<T>,
+}
+
+/// Activations of one forward pass, over a borrowed buffer. Sized for up to `batch` datapoints
+/// with `samples` draws each ([`VaeConfig::workspace_len`]), or for encoding only
+/// ([`VaeConfig::encode_workspace_len`]).
+#[derive(Debug)]
+pub struct Workspace<'a, T> {
+    pub(crate) buf: &'a mut [T],
+    cfg: VaeConfig,
+    pub(crate) layout: WorkspaceLayout,
+    full: bool,
+    pass: Option<Pass<T>>,
+}
+
+impl<'a, T: Real> Workspace<'a, T> {
+    /// A workspace for training and scoring: `buf` needs
+    /// `cfg.workspace_len(batch, samples)` elements (more are left unused).
+    pub fn new(
+        cfg: &VaeConfig,
+        batch: usize,
+        samples: usize,
+        buf: &'a mut [T],
+    ) -> Result<Self, Error> {
+        cfg.validate()?;
+        if batch == 0 || samples == 0 {
+            return Err(Error::InvalidArgument(
+                "workspace batch and samples must be at least 1",
+            ));
+        }
+        let layout = cfg.workspace_layout(batch, samples);
+        if buf.len() < layout.len {
+            return Err(Error::BufferTooSmall {
+                what: "workspace",
+                needed: layout.len,
+                available: buf.len(),
+            });
+        }
+        Ok(Workspace {
+            buf,
+            cfg: *cfg,
+            layout,
+            full: true,
+            pass: None,
+        })
+    }
+
+    /// A workspace that can only encode (μ, log σ² of up to `batch` inputs): `buf` needs
+    /// `cfg.encode_workspace_len(batch)` elements.
+    pub fn for_encoding(cfg: &VaeConfig, batch: usize, buf: &'a mut [T]) -> Result<Self, Error> {
+        cfg.validate()?;
+        if batch == 0 {
+            return Err(Error::InvalidArgument("workspace batch must be at least 1"));
+        }
+        let layout = cfg.workspace_layout(batch, 1);
+        if buf.len() < layout.encode_len {
+            return Err(Error::BufferTooSmall {
+                what: "encode workspace",
+                needed: layout.encode_len,
+                available: buf.len(),
+            });
+        }
+        Ok(Workspace {
+            buf,
+            cfg: *cfg,
+            layout,
+            full: false,
+            pass: None,
+        })
+    }
+
+    /// The layout in use.
+    pub fn layout(&self) -> &WorkspaceLayout {
+        &self.layout
+    }
+
+    /// Encoder head of the last pass for `n` inputs, `[n][2Z]`: per row, μ (Z values) then
+    /// log σ² (Z values).
+    pub fn head(&self, n: usize) -> &[T] {
+        let n = n.min(self.layout.batch);
+        &self.buf[self.layout.head..self.layout.head + n * 2 * self.cfg.latent]
+    }
+
+    /// ε of the last forward pass `[n·L][Z]`.
+    pub fn eps(&self) -> &[T] {
+        let rows = self.pass.map_or(0, |p| p.n * p.obj.samples);
+        &self.buf[self.layout.eps..self.layout.eps + rows * self.cfg.latent]
+    }
+
+    /// Decoder outputs of the last [`Vae::decode`] or forward pass for `rows` rows,
+    /// `[rows][D or 2D]` (empty for an encode-only workspace).
+    pub fn decoder_output(&self, rows: usize) -> &[T] {
+        if !self.full {
+            return &[];
+        }
+        let rows = rows.min(self.layout.batch * self.layout.samples);
+        &self.buf[self.layout.out..self.layout.out + rows * self.cfg.decoder_out()]
+    }
+
+    /// Per-datapoint estimator values of the last forward pass `[n]`.
+    pub fn per_datapoint(&self) -> &[T] {
+        let n = self.pass.map_or(0, |p| p.n);
+        &self.buf[self.layout.point..self.layout.point + n]
+    }
+
+    /// Per-sample reconstruction log-likelihoods log p(x|z) of the last pass `[n·L]`.
+    pub fn reconstruction_terms(&self) -> &[T] {
+        let rows = self.pass.map_or(0, |p| p.n * p.obj.samples);
+        &self.buf[self.layout.rec..self.layout.rec + rows]
+    }
+
+    fn need_full(&self) -> Result<(), Error> {
+        if self.full {
+            Ok(())
+        } else {
+            Err(Error::BufferTooSmall {
+                what: "workspace (encode-only)",
+                needed: self.layout.len,
+                available: 0,
+            })
+        }
+    }
+}
+
+/// One region to write and two to read.
+type Regions<'b, T> = (&'b mut [T], &'b [T], &'b [T]);
+
+/// Three disjoint regions of one buffer: one to write, two to read.
+fn regions<T>(
+    buf: &mut [T],
+    w: Range<usize>,
+    r1: Range<usize>,
+    r2: Range<usize>,
+) -> Result<Regions<'_, T>, Error> {
+    match buf.get_disjoint_mut([w, r1, r2]) {
+        Ok([w, a, b]) => Ok((w, a, b)),
+        Err(_) => Err(Error::BufferTooSmall {
+            what: "workspace regions",
+            needed: 0,
+            available: 0,
+        }),
+    }
+}
+
+/// Two disjoint regions of one buffer: one to write, one to read.
+fn regions2<T>(buf: &mut [T], w: Range<usize>, r: Range<usize>) -> Result<(&mut [T], &[T]), Error> {
+    match buf.get_disjoint_mut([w, r]) {
+        Ok([w, a]) => Ok((w, a)),
+        Err(_) => Err(Error::BufferTooSmall {
+            what: "workspace regions",
+            needed: 0,
+            available: 0,
+        }),
+    }
+}
+
+/// Weight and bias gradient slices of one layer.
+fn layer_grads<T>(
+    grads: &mut [T],
+    w: Range<usize>,
+    b: Range<usize>,
+) -> Result<[&mut [T]; 2], Error> {
+    grads
+        .get_disjoint_mut([w, b])
+        .map_err(|_| Error::BufferTooSmall {
+            what: "gradient",
+            needed: 0,
+            available: 0,
+        })
+}
+
+/// KL(N(μ, diag e^{lv}) ‖ N(0, I)) = −½ Σ_j (1 + lv_j − μ_j² − e^{lv_j}) (paper App. B).
+pub fn kl_standard_normal<T: Real>(mu: &[T], logvar: &[T]) -> T {
+    let mut s = T::ZERO;
+    for (m, lv) in mu.iter().zip(logvar) {
+        s += T::ONE + *lv - *m * *m - lv.exp();
+    }
+    -T::HALF * s
+}
+
+/// log N(z; 0, I) − log N(z; μ, σ²) with z = μ + σ ⊙ ε, written through ε:
+/// −½ Σ_j (z_j² − lv_j − ε_j²) (the ln 2π terms cancel).
+fn log_prior_minus_log_q<T: Real>(z: &[T], logvar: &[T], eps: &[T]) -> T {
+    let mut s = T::ZERO;
+    for ((z, lv), e) in z.iter().zip(logvar).zip(eps) {
+        s += *z * *z - *lv - *e * *e;
+    }
+    -T::HALF * s
+}
+
+/// log Σ exp(v) over a slice, stable for any finite values.
+pub fn log_sum_exp<T: Real>(v: &[T]) -> T {
+    let mut m = v.first().copied().unwrap_or(T::ZERO);
+    for &x in v {
+        m = m.max(x);
+    }
+    let mut s = T::ZERO;
+    for &x in v {
+        s += (x - m).exp();
+    }
+    m + s.ln()
+}
+
+/// A VAE: configuration plus a borrowed flat parameter vector (layout: [`VaeConfig`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Vae<'p, T> {
+    cfg: VaeConfig,
+    params: &'p [T],
+}
+
+impl<'p, T: Real> Vae<'p, T> {
+    /// Checks the configuration and the parameter count.
+    pub fn new(cfg: VaeConfig, params: &'p [T]) -> Result<Self, Error> {
+        cfg.validate()?;
+        check_len("parameters", cfg.num_params(), params.len())?;
+        Ok(Vae { cfg, params })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VaeConfig {
+        &self.cfg
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &'p [T] {
+        self.params
+    }
+
+    fn wb(&self, net: Net, i: usize) -> (&'p [T], &'p [T], usize, usize) {
+        let l = self.cfg.layer(net, i);
+        (
+            &self.params[l.weight..l.bias],
+            &self.params[l.bias..l.end()],
+            l.inp,
+            l.out,
+        )
+    }
+
+    /// Encoder forward pass (App. C.2, used for q_φ(z|x)): h = act(W₁x + b₁) (repeated per
+    /// hidden layer), μ = W₂h + b₂, log σ² = W₃h + b₃. Writes the head of `n` inputs
+    /// (`x [n][D]`) into the workspace; read it with [`Workspace::head`].
+    pub fn encode<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        n: usize,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        self.check_batch(x, n, ws)?;
+        check_finite(x)?;
+        ws.pass = None;
+        self.encode_unchecked(kernel, x, n, ws)
+    }
+
+    fn check_batch(&self, x: &[T], n: usize, ws: &Workspace<'_, T>) -> Result<(), Error> {
+        if n == 0 || n > ws.layout.batch {
+            return Err(Error::InvalidArgument(
+                "batch size is zero or exceeds the workspace",
+            ));
+        }
+        if ws.cfg != self.cfg {
+            return Err(Error::InvalidArgument(
+                "workspace was made for another configuration",
+            ));
+        }
+        check_len("x", n * self.cfg.input, x.len())
+    }
+
+    fn encode_unchecked<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        n: usize,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        let lay = ws.layout;
+        let ne = self.cfg.encoder_hidden.len();
+        for i in 0..=ne {
+            let (w, b, inp_dim, out_dim) = self.wb(Net::Encoder, i);
+            let dst = if i < ne { lay.enc_h[i] } else { lay.head };
+            if i == 0 {
+                let out = &mut ws.buf[dst..dst + n * out_dim];
+                linear_forward(kernel, out, x, w, b, n, inp_dim, out_dim)?;
+            } else {
+                let src = lay.enc_h[i - 1];
+                let (out, inp) = regions2(ws.buf, dst..dst + n * out_dim, src..src + n * inp_dim)?;
+                linear_forward(kernel, out, inp, w, b, n, inp_dim, out_dim)?;
+            }
+            if i < ne {
+                activation_forward(self.cfg.activation, &mut ws.buf[dst..dst + n * out_dim]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decoder forward pass on `rows` latent vectors `z [rows][Z]` (for samples from the prior,
+    /// the 2-D manifold, reconstructions). Outputs: [`Workspace::decoder_output`].
+    pub fn decode<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        z: &[T],
+        rows: usize,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        ws.need_full()?;
+        if ws.cfg != self.cfg {
+            return Err(Error::InvalidArgument(
+                "workspace was made for another configuration",
+            ));
+        }
+        if rows == 0 || rows > ws.layout.batch * ws.layout.samples {
+            return Err(Error::InvalidArgument(
+                "rows is zero or exceeds batch × samples",
+            ));
+        }
+        check_len("z", rows * self.cfg.latent, z.len())?;
+        check_finite(z)?;
+        ws.pass = None;
+        let zl = ws.layout.z;
+        ws.buf[zl..zl + z.len()].copy_from_slice(z);
+        self.decode_unchecked(kernel, rows, ws)
+    }
+
+    fn decode_unchecked<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        rows: usize,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        let lay = ws.layout;
+        let nd = self.cfg.decoder_hidden.len();
+        for j in 0..=nd {
+            let (w, b, inp_dim, out_dim) = self.wb(Net::Decoder, j);
+            let dst = if j < nd { lay.dec_h[j] } else { lay.out };
+            let src = if j == 0 { lay.z } else { lay.dec_h[j - 1] };
+            let (out, inp) =
+                regions2(ws.buf, dst..dst + rows * out_dim, src..src + rows * inp_dim)?;
+            linear_forward(kernel, out, inp, w, b, rows, inp_dim, out_dim)?;
+            if j < nd {
+                activation_forward(self.cfg.activation, out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forward pass of the chosen estimator over `n` datapoints `x [n][D]`, drawing
+    /// ε ~ N(0, I) from `rng` (reparameterization, §2.4: z = μ + σ ⊙ ε).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward<K: Gemm<T> + ?Sized, R: RngCore + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        n: usize,
+        obj: Objective<T>,
+        rng: &mut R,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<Bound, Error> {
+        self.check_forward(x, n, &obj, ws)?;
+        let rows = n * obj.samples;
+        let e = ws.layout.eps;
+        fill_standard_normal(rng, &mut ws.buf[e..e + rows * self.cfg.latent]);
+        self.forward_inner(kernel, x, n, obj, ws)
+    }
+
+    /// As [`Vae::forward`], with ε given by the caller: `eps [n·L][Z]`, row `b·L + l` for
+    /// datapoint b and draw l. With ε = 0 and L = 1, z = μ (a deterministic pass).
+    pub fn forward_with_eps<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        n: usize,
+        obj: Objective<T>,
+        eps: &[T],
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<Bound, Error> {
+        self.check_forward(x, n, &obj, ws)?;
+        check_len("eps", n * obj.samples * self.cfg.latent, eps.len())?;
+        check_finite(eps)?;
+        let e = ws.layout.eps;
+        ws.buf[e..e + eps.len()].copy_from_slice(eps);
+        self.forward_inner(kernel, x, n, obj, ws)
+    }
+
+    pub(crate) fn check_forward(
+        &self,
+        x: &[T],
+        n: usize,
+        obj: &Objective<T>,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        ws.need_full()?;
+        self.check_batch(x, n, ws)?;
+        if obj.samples == 0 || obj.samples > ws.layout.samples {
+            return Err(Error::InvalidArgument(
+                "samples is zero or exceeds the workspace",
+            ));
+        }
+        if !obj.beta.is_finite() || obj.beta < T::ZERO {
+            return Err(Error::InvalidArgument(
+                "beta must be finite and non-negative",
+            ));
+        }
+        ws.pass = None;
+        check_finite(x)
+    }
+
+    pub(crate) fn forward_inner<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        n: usize,
+        obj: Objective<T>,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<Bound, Error> {
+        let lay = ws.layout;
+        let zd = self.cfg.latent;
+        let d = self.cfg.input;
+        let dout = self.cfg.decoder_out();
+        let l_count = obj.samples;
+        let rows = n * l_count;
+        self.encode_unchecked(kernel, x, n, ws)?;
+
+        // Reparameterization (§2.4): z = μ + σ ⊙ ε, σ = exp(½ log σ²).
+        {
+            let (z, head, eps) = regions(
+                ws.buf,
+                lay.z..lay.z + rows * zd,
+                lay.head..lay.head + n * 2 * zd,
+                lay.eps..lay.eps + rows * zd,
+            )?;
+            for s in 0..rows {
+                let h = &head[(s / l_count) * 2 * zd..][..2 * zd];
+                let (mu, lv) = h.split_at(zd);
+                for j in 0..zd {
+                    z[s * zd + j] = mu[j] + (T::HALF * lv[j]).exp() * eps[s * zd + j];
+                }
+            }
+        }
+        self.decode_unchecked(kernel, rows, ws)?;
+
+        // Per-sample terms: rec = log p(x|z), logw = the estimator's sample term.
+        let mut sum_rec = 0.0f64;
+        let mut sum_kl = 0.0f64;
+        let mut sum_obj = 0.0f64;
+        let ln_l = T::from_f64(libm::log(l_count as f64));
+        for b in 0..n {
+            let xb = &x[b * d..(b + 1) * d];
+            let hb = lay.head + b * 2 * zd;
+            let mut kl_b = T::ZERO;
+            if obj.estimator == Estimator::Analytic {
+                let h = &ws.buf[hb..hb + 2 * zd];
+                kl_b = kl_standard_normal(&h[..zd], &h[zd..]);
+            }
+            let mut mean_rec = T::ZERO;
+            let mut mean_logw = T::ZERO;
+            for l in 0..l_count {
+                let s = b * l_count + l;
+                let rec = log_likelihood(
+                    self.cfg.likelihood,
+                    xb,
+                    &ws.buf[lay.out + s * dout..][..dout],
+                );
+                let lpq = if obj.estimator == Estimator::Analytic {
+                    T::ZERO
+                } else {
+                    let zs = &ws.buf[lay.z + s * zd..][..zd];
+                    let lv = &ws.buf[hb + zd..hb + 2 * zd];
+                    let es = &ws.buf[lay.eps + s * zd..][..zd];
+                    log_prior_minus_log_q(zs, lv, es)
+                };
+                let logw = rec + obj.beta * lpq;
+                ws.buf[lay.rec + s] = rec;
+                ws.buf[lay.logw + s] = logw;
+                sum_rec += rec.to_f64();
+                if obj.estimator != Estimator::Analytic {
+                    sum_kl -= lpq.to_f64() / l_count as f64;
+                }
+                mean_rec += rec;
+                mean_logw += logw;
+            }
+            let inv_l = T::ONE / T::from_f64(l_count as f64);
+            let point = match obj.estimator {
+                Estimator::Analytic => mean_rec * inv_l - obj.beta * kl_b,
+                Estimator::MonteCarlo => mean_logw * inv_l,
+                Estimator::ImportanceWeighted => {
+                    log_sum_exp(&ws.buf[lay.logw + b * l_count..lay.logw + (b + 1) * l_count])
+                        - ln_l
+                }
+            };
+            ws.buf[lay.point + b] = point;
+            sum_kl += kl_b.to_f64();
+            sum_obj += point.to_f64();
+        }
+        let bound = Bound {
+            objective: sum_obj / n as f64,
+            kl: sum_kl / n as f64,
+            rec: sum_rec / rows as f64,
+        };
+        if !(bound.objective.is_finite() && bound.kl.is_finite() && bound.rec.is_finite()) {
+            return Err(Error::NonFiniteLoss);
+        }
+        ws.pass = Some(Pass { n, obj });
+        Ok(bound)
+    }
+
+    /// Gradient of the loss `−objective` (the minibatch mean of the last forward pass's
+    /// estimator) with respect to every parameter, *added* into `grads` (same layout as the
+    /// parameters; zero it first for a fresh step). `x` must be the forward pass's input.
+    /// Overwrites the workspace's activations: a second `backward` needs a new `forward`.
+    pub fn backward<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        grads: &mut [T],
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        let Pass { n, obj } = ws.pass.ok_or(Error::NoForwardPass)?;
+        check_len("x", n * self.cfg.input, x.len())?;
+        check_len("grads", self.cfg.num_params(), grads.len())?;
+        ws.pass = None;
+        let lay = ws.layout;
+        let cfg = &self.cfg;
+        let zd = cfg.latent;
+        let d = cfg.input;
+        let dout = cfg.decoder_out();
+        let l_count = obj.samples;
+        let rows = n * l_count;
+        let inv_n = T::ONE / T::from_f64(n as f64);
+        let inv_nl = T::ONE / T::from_f64(rows as f64);
+
+        // Weight c_s of each sample in the loss −Σ_s c_s·(sample term); kept in `logw`.
+        for b in 0..n {
+            let lw = &mut ws.buf[lay.logw + b * l_count..lay.logw + (b + 1) * l_count];
+            if obj.estimator == Estimator::ImportanceWeighted {
+                // Normalized importance weights w̃_l = softmax(log w)_l (Burda et al. eq. 13).
+                let lse = log_sum_exp(lw);
+                lw.iter_mut().for_each(|v| *v = (*v - lse).exp() * inv_n);
+            } else {
+                lw.iter_mut().for_each(|v| *v = inv_nl);
+            }
+        }
+
+        // Decoder output gradients, in place: d(−c·log p(x|z))/d out.
+        for s in 0..rows {
+            let c = ws.buf[lay.logw + s];
+            let xb = &x[(s / l_count) * d..][..d];
+            log_likelihood_backward(
+                cfg.likelihood,
+                &mut ws.buf[lay.out + s * dout..][..dout],
+                xb,
+                c,
+            );
+        }
+
+        // Decoder layers, output first.
+        let nd = cfg.decoder_hidden.len();
+        for j in (0..=nd).rev() {
+            let l = cfg.layer(Net::Decoder, j);
+            let (w, _, inp_dim, out_dim) = self.wb(Net::Decoder, j);
+            let d_out_at = if j == nd { lay.out } else { lay.dec_h[j] };
+            if j < nd {
+                // dec_h[j] ← scratch ⊙ act'(dec_h[j]).
+                let (y, dy) = regions2(
+                    ws.buf,
+                    d_out_at..d_out_at + rows * out_dim,
+                    lay.scratch..lay.scratch + rows * out_dim,
+                )?;
+                activation_backward(cfg.activation, y, dy)?;
+            }
+            let inp_at = if j == 0 { lay.z } else { lay.dec_h[j - 1] };
+            let dinp_at = if j == 0 { lay.dz } else { lay.scratch };
+            let (dinp, dy, inp) = regions(
+                ws.buf,
+                dinp_at..dinp_at + rows * inp_dim,
+                d_out_at..d_out_at + rows * out_dim,
+                inp_at..inp_at + rows * inp_dim,
+            )?;
+            let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
+            linear_backward(
+                kernel,
+                Some(dinp),
+                dw,
+                db,
+                dy,
+                inp,
+                w,
+                rows,
+                inp_dim,
+                out_dim,
+            )?;
+        }
+
+        // Through z = μ + σ ⊙ ε to the encoder head, plus the prior/entropy or KL terms.
+        {
+            let (dhead, head) = regions2(
+                ws.buf,
+                lay.dhead..lay.dhead + n * 2 * zd,
+                lay.head..lay.head + n * 2 * zd,
+            )?;
+            dhead.iter_mut().for_each(|v| *v = T::ZERO);
+            if obj.estimator == Estimator::Analytic {
+                // d(β·KL/n)/dμ = β μ / n; d/dlv = β ½ (e^{lv} − 1) / n (App. B).
+                let k = obj.beta * inv_n;
+                for b in 0..n {
+                    for j in 0..zd {
+                        let mu = head[b * 2 * zd + j];
+                        let lv = head[b * 2 * zd + zd + j];
+                        dhead[b * 2 * zd + j] = k * mu;
+                        dhead[b * 2 * zd + zd + j] = k * T::HALF * (lv.exp() - T::ONE);
+                    }
+                }
+            }
+        }
+        for s in 0..rows {
+            let b = s / l_count;
+            let c = ws.buf[lay.logw + s];
+            let mc = obj.estimator != Estimator::Analytic;
+            for j in 0..zd {
+                let z = ws.buf[lay.z + s * zd + j];
+                let e = ws.buf[lay.eps + s * zd + j];
+                let mut g = ws.buf[lay.dz + s * zd + j];
+                let lv = ws.buf[lay.head + b * 2 * zd + zd + j];
+                let mut glv = T::ZERO;
+                if mc {
+                    // −c·β·log p(z): d/dz = c β z.  −c·β·(−log q) with log q through ε:
+                    // d/d lv = −c β ½.
+                    g += c * obj.beta * z;
+                    glv -= c * obj.beta * T::HALF;
+                }
+                // dz/dμ = 1, dz/d lv = ½ σ ε.
+                glv += g * T::HALF * (T::HALF * lv).exp() * e;
+                ws.buf[lay.dhead + b * 2 * zd + j] += g;
+                ws.buf[lay.dhead + b * 2 * zd + zd + j] += glv;
+            }
+        }
+
+        // Encoder layers, head first; the first layer's input gradient is not needed.
+        let ne = cfg.encoder_hidden.len();
+        for i in (0..=ne).rev() {
+            let l = cfg.layer(Net::Encoder, i);
+            let (w, _, inp_dim, out_dim) = self.wb(Net::Encoder, i);
+            let d_out_at = if i == ne { lay.dhead } else { lay.enc_h[i] };
+            if i < ne {
+                let (y, dy) = regions2(
+                    ws.buf,
+                    d_out_at..d_out_at + n * out_dim,
+                    lay.scratch..lay.scratch + n * out_dim,
+                )?;
+                activation_backward(cfg.activation, y, dy)?;
+            }
+            let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
+            if i == 0 {
+                let dy = &ws.buf[d_out_at..d_out_at + n * out_dim];
+                linear_backward(kernel, None, dw, db, dy, x, w, n, inp_dim, out_dim)?;
+            } else {
+                let inp_at = lay.enc_h[i - 1];
+                let (dinp, dy, inp) = regions(
+                    ws.buf,
+                    lay.scratch..lay.scratch + n * inp_dim,
+                    d_out_at..d_out_at + n * out_dim,
+                    inp_at..inp_at + n * inp_dim,
+                )?;
+                linear_backward(kernel, Some(dinp), dw, db, dy, inp, w, n, inp_dim, out_dim)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Finite-difference checks, in f64, of the hand-written gradient of every estimator with
+//! respect to every parameter tensor.
+
+mod common;
+
+/// Largest relative error accepted.
+const TOL: f64 = 1e-7;
+
+use common::*;
+use vae_nostd::*;
+
+/// Fourth-order central differences (f(−2h), f(−h), f(h), f(2h); truncation O(h⁴)) with
+/// h = 1e-4 on every parameter; returns the worst relative error
+/// |analytic − numeric| / max(1e-3, |analytic|, |numeric|) per named tensor, and overall.
+fn check(cfg: &VaeConfig, obj: Objective<f64>, n: usize, seed: u64) -> f64 {
+    let p = params::<f64>(cfg, 0.4, seed);
+    let x = data::<f64>(cfg, n, seed + 1);
+    let e = eps::<f64>(n * obj.samples, cfg.latent, seed + 2);
+    let (_, g) = gradient(cfg, &p, &x, n, obj, &e);
+    let loss = |q: &[f64]| -objective(cfg, q, &x, n, obj, &e).unwrap().objective;
+    let h = 1e-4;
+    let mut worst = 0.0f64;
+    for t in 0..cfg.num_tensors() {
+        let info = cfg.tensor(t).unwrap();
+        let mut worst_t = 0.0f64;
+        for i in info.offset..info.offset + info.len() {
+            let mut q = p.clone();
+            let mut at = |d: f64| {
+                q[i] = p[i] + d;
+                loss(&q)
+            };
+            let num = (at(-2.0 * h) - 8.0 * at(-h) + 8.0 * at(h) - at(2.0 * h)) / (12.0 * h);
+            let rel = (g[i] - num).abs() / g[i].abs().max(num.abs()).max(1e-3);
+            worst_t = worst_t.max(rel);
+        }
+        assert!(
+            worst_t < TOL,
+            "{cfg:?} {obj:?}: tensor {} relative error {worst_t:.3e}",
+            info.name
+        );
+        worst = worst.max(worst_t);
+    }
+    worst
+}
+
+fn configs() -> [(&'static str, VaeConfig); 4] {
+    [
+        (
+            "bernoulli tanh 1 hidden",
+            VaeConfig::new(6, &[5], 3, Activation::Tanh, Likelihood::Bernoulli),
+        ),
+        (
+            "gaussian relu 2 hidden, other decoder",
+            VaeConfig::new(
+                5,
+                &[7, 4],
+                2,
+                Activation::Relu,
+                Likelihood::Gaussian {
+                    sigmoid_mean: false,
+                },
+            )
+            .with_decoder_hidden(&[3]),
+        ),
+        (
+            "gaussian sigmoid-mean tanh 3 hidden",
+            VaeConfig::new(
+                4,
+                &[6, 5, 3],
+                2,
+                Activation::Tanh,
+                Likelihood::Gaussian { sigmoid_mean: true },
+            ),
+        ),
+        (
+            "bernoulli relu 3 hidden",
+            VaeConfig::new(5, &[6, 4, 4], 2, Activation::Relu, Likelihood::Bernoulli),
+        ),
+    ]
+}
+
+fn objectives() -> [Objective<f64>; 6] {
+    [
+        Objective {
+            estimator: Estimator::Analytic,
+            samples: 1,
+            beta: 1.0,
+        },
+        Objective {
+            estimator: Estimator::Analytic,
+            samples: 3,
+            beta: 0.5,
+        },
+        Objective {
+            estimator: Estimator::MonteCarlo,
+            samples: 1,
+            beta: 1.0,
+        },
+        Objective {
+            estimator: Estimator::MonteCarlo,
+            samples: 3,
+            beta: 2.0,
+        },
+        Objective {
+            estimator: Estimator::ImportanceWeighted,
+            samples: 5,
+            beta: 1.0,
+        },
+        Objective {
+            estimator: Estimator::ImportanceWeighted,
+            samples: 4,
+            beta: 0.25,
+        },
+    ]
+}
+
+#[test]
+fn every_parameter_tensor_matches_finite_differences() {
+    let mut worst = 0.0f64;
+    for (ci, (name, cfg)) in configs().iter().enumerate() {
+        for (oi, obj) in objectives().iter().enumerate() {
+            let w = check(cfg, *obj, 3, (100 * ci + 10 * oi) as u64);
+            println!(
+                "{name:40} {:?} L={} beta={}: worst relative error {w:.2e}",
+                obj.estimator, obj.samples, obj.beta
+            );
+            worst = worst.max(w);
+        }
+    }
+    println!("gradient check: worst relative error over all tensors {worst:.2e}");
+}
+
+#[test]
+fn batched_gradient_is_the_mean_of_per_sample_gradients() {
+    for (_, cfg) in configs() {
+        for obj in objectives() {
+            let n = 4;
+            let p = params::<f64>(&cfg, 0.4, 7);
+            let x = data::<f64>(&cfg, n, 8);
+            let e = eps::<f64>(n * obj.samples, cfg.latent, 9);
+            let (bb, gb) = gradient(&cfg, &p, &x, n, obj, &e);
+            let mut mean = vec![0.0; gb.len()];
+            let mut obj_mean = 0.0;
+            let zl = obj.samples * cfg.latent;
+            for b in 0..n {
+                let (bs, gs) = gradient(
+                    &cfg,
+                    &p,
+                    &x[b * cfg.input..(b + 1) * cfg.input],
+                    1,
+                    obj,
+                    &e[b * zl..(b + 1) * zl],
+                );
+                obj_mean += bs.objective / n as f64;
+                mean.iter_mut()
+                    .zip(&gs)
+                    .for_each(|(m, g)| *m += g / n as f64);
+            }
+            assert!((bb.objective - obj_mean).abs() < 1e-12 * obj_mean.abs().max(1.0));
+            for (a, b) in gb.iter().zip(&mean) {
+                assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batched_and_per_sample_paths_agree_in_f32() {
+    let cfg = VaeConfig::new(16, &[12], 3, Activation::Tanh, Likelihood::Bernoulli);
+    let obj = Objective::<f32>::paper();
+    let n = 8;
+    let p = params::<f32>(&cfg, 0.3, 1);
+    let x = data::<f32>(&cfg, n, 2);
+    let e = eps::<f32>(n, cfg.latent, 3);
+    let (bb, gb) = gradient(&cfg, &p, &x, n, obj, &e);
+    let mut mean = vec![0.0f64; gb.len()];
+    let mut obj_mean = 0.0;
+    for b in 0..n {
+        let (bs, gs) = gradient(
+            &cfg,
+            &p,
+            &x[b * 16..(b + 1) * 16],
+            1,
+            obj,
+            &e[b * 3..(b + 1) * 3],
+        );
+        obj_mean += bs.objective / n as f64;
+        mean.iter_mut()
+            .zip(&gs)
+            .for_each(|(m, g)| *m += *g as f64 / n as f64);
+    }
+    assert!((bb.objective - obj_mean).abs() < 1e-5 * obj_mean.abs());
+    let scale = gb.iter().fold(0.0f64, |m, g| m.max((*g as f64).abs()));
+    for (a, b) in gb.iter().zip(&mean) {
+        assert!((*a as f64 - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Cross-crate and on-target tests of the AEVB core (see `tests/tests/`).

@@ -8,6 +8,10 @@ use crate::error::Error;
 /// Most hidden layers one network (encoder or decoder) may have.
 pub const MAX_HIDDEN: usize = 3;
 
+/// Largest width of any layer (input, hidden, latent). With at most eight affine layers every
+/// size derived from a valid configuration fits a 32-bit `usize` without overflow.
+pub const MAX_DIM: usize = 1 << 14;
+
 /// Hidden nonlinearity of both MLPs (the paper's Appendix C uses tanh).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -251,6 +255,11 @@ impl VaeConfig {
         if self.latent == 0 {
             return Err(Error::InvalidConfig("latent dimension is zero"));
         }
+        if self.input > MAX_DIM || self.latent > MAX_DIM {
+            return Err(Error::InvalidConfig(
+                "input or latent dimension above MAX_DIM",
+            ));
+        }
         let nets = [self.encoder_hidden, self.decoder_hidden];
         let mut n = 0;
         while n < 2 {
@@ -264,6 +273,9 @@ impl VaeConfig {
             while i < h.len {
                 if h.widths[i] == 0 {
                     return Err(Error::InvalidConfig("a hidden layer has zero width"));
+                }
+                if h.widths[i] > MAX_DIM {
+                    return Err(Error::InvalidConfig("a hidden layer is wider than MAX_DIM"));
                 }
                 i += 1;
             }
@@ -651,5 +663,14 @@ mod tests {
         assert!(ok.with_decoder_hidden(&[]).validate().is_err());
         assert!(ok.with_decoder_hidden(&[1, 2, 3, 4]).validate().is_err());
         assert!(ok.with_decoder_hidden(&[3, 0]).validate().is_err());
+        assert!(ok.with_decoder_hidden(&[MAX_DIM + 1]).validate().is_err());
+        assert!(
+            VaeConfig {
+                input: usize::MAX,
+                ..ok
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

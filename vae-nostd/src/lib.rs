@@ -67,8 +67,8 @@ mod score;
 mod storage;
 
 pub use config::{
-    Activation, Hidden, Likelihood, LinearShape, MAX_HIDDEN, MemoryFigures, Net, TensorInfo,
-    VaeConfig, WorkspaceLayout,
+    Activation, Hidden, Likelihood, LinearShape, MAX_DIM, MAX_HIDDEN, MemoryFigures, Net,
+    TensorInfo, VaeConfig, WorkspaceLayout,
 };
 pub use error::Error;
 pub use init::{Init, init_params};

@@ -108,6 +108,14 @@ impl<'a, T: Real> Workspace<'a, T> {
                 "workspace batch and samples must be at least 1",
             ));
         }
+        // Every region holds at most batch·samples rows of at most one row's worth of
+        // elements: refuse sizes whose layout would overflow `usize`.
+        let per_row = cfg.workspace_len(1, 1) as u128;
+        if (batch as u128) * (samples as u128) * per_row > usize::MAX as u128 {
+            return Err(Error::InvalidArgument(
+                "workspace batch × samples is too large",
+            ));
+        }
         let layout = cfg.workspace_layout(batch, samples);
         if buf.len() < layout.len {
             return Err(Error::BufferTooSmall {
@@ -131,6 +139,9 @@ impl<'a, T: Real> Workspace<'a, T> {
         cfg.validate()?;
         if batch == 0 {
             return Err(Error::InvalidArgument("workspace batch must be at least 1"));
+        }
+        if (batch as u128) * (cfg.workspace_len(1, 1) as u128) > usize::MAX as u128 {
+            return Err(Error::InvalidArgument("workspace batch is too large"));
         }
         let layout = cfg.workspace_layout(batch, 1);
         if buf.len() < layout.encode_len {

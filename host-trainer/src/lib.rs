@@ -1,5 +1,8 @@
-//! host-trainer: the laptop side of the toolkit. The training CLI lives in `main.rs`; this
-//! library holds what other crates (the cross-crate tests) reuse.
+//! host-trainer: the laptop side of the toolkit. `main.rs` is the CLI; the modules here are
+//! reused by the cross-crate tests.
 #![deny(missing_docs)]
 
+pub mod data;
+pub mod io;
 pub mod kernel;
+pub mod model;

@@ -2,7 +2,9 @@
 //! reused by the cross-crate tests.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod data;
+pub mod engine;
 pub mod io;
 pub mod kernel;
 pub mod model;

@@ -1,0 +1,466 @@
+//! The data-parallel training engine: a minibatch is cut into a fixed number of shards (a
+//! function of the batch size only), each shard runs the core's forward and backward with the
+//! blocked kernel on whichever thread is free, and the shard gradients are summed in shard
+//! order. The result is therefore bit-identical for any number of threads.
+
+use rand_core::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use vae_nostd::{
+    Adagrad, Adam, Bound, Error, Objective, OptimizerKind, Sgd, Vae, VaeConfig, Workspace,
+};
+
+use crate::kernel::Blocked;
+
+/// SplitMix64 finalizer: a well-mixed 64-bit hash, used to derive independent seeds.
+pub fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A seed derived from a base seed and a path of indices (epoch, step, shard, ...).
+pub fn derive_seed(base: u64, path: &[u64]) -> u64 {
+    path.iter()
+        .fold(splitmix64(base), |h, p| splitmix64(h ^ splitmix64(*p)))
+}
+
+/// Shards per minibatch: about one per 32 rows, a power of two, at most 8. Depends on the batch
+/// size alone, so results do not depend on the thread count.
+pub fn shard_count(batch: usize) -> usize {
+    let mut s = 1;
+    while s * 2 <= 8 && s * 2 * 32 <= batch {
+        s *= 2;
+    }
+    s
+}
+
+/// The optimizer, by family.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Opt {
+    /// Adagrad.
+    Adagrad(Adagrad<f32>),
+    /// Adam.
+    Adam(Adam<f32>),
+    /// SGD with momentum.
+    Sgd(Sgd<f32>),
+}
+
+impl Opt {
+    /// Family.
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            Opt::Adagrad(_) => OptimizerKind::Adagrad,
+            Opt::Adam(_) => OptimizerKind::Adam,
+            Opt::Sgd(_) => OptimizerKind::Sgd,
+        }
+    }
+    /// Name as on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Opt::Adagrad(_) => "adagrad",
+            Opt::Adam(_) => "adam",
+            Opt::Sgd(_) => "sgd",
+        }
+    }
+    /// Sets the step count (Adam's bias correction) when resuming.
+    pub fn set_step(&mut self, step: u64) {
+        if let Opt::Adam(a) = self {
+            a.t = step;
+        }
+    }
+    /// One update over the whole parameter vector, in parallel chunks.
+    ///
+    /// The update of each element is exactly the core's (`vae_nostd::optim`): the same
+    /// operations in the same order, with `f32::sqrt` (correctly rounded, like `libm::sqrtf`)
+    /// so the loops vectorize. `tests::host_updates_equal_the_core_optimizers` checks the bits.
+    fn step(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        params: &mut [f32],
+        grads: &[f32],
+        state: &mut [f32],
+    ) {
+        let p = params.len();
+        const CHUNK: usize = 1 << 14;
+        match self {
+            Opt::Adam(a) => {
+                a.t += 1;
+                let o = *a;
+                let t = o.t as f64;
+                let bc1 = (1.0 - libm::pow(o.beta1 as f64, t)) as f32;
+                let bc2 = (1.0 - libm::pow(o.beta2 as f64, t)) as f32;
+                let (m, v) = state.split_at_mut(p);
+                pool.install(|| {
+                    params
+                        .par_chunks_mut(CHUNK)
+                        .zip(grads.par_chunks(CHUNK))
+                        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+                        .for_each(|((pc, gc), (mc, vc))| {
+                            for (((p, g), m), v) in
+                                pc.iter_mut().zip(gc).zip(mc.iter_mut()).zip(vc.iter_mut())
+                            {
+                                let g = *g + o.weight_decay * *p;
+                                *m = o.beta1 * *m + (1.0 - o.beta1) * g;
+                                *v = o.beta2 * *v + (1.0 - o.beta2) * g * g;
+                                let mhat = *m / bc1;
+                                let vhat = *v / bc2;
+                                *p -= o.lr * mhat / (vhat.sqrt() + o.eps);
+                            }
+                        })
+                });
+            }
+            Opt::Adagrad(o) => {
+                let o = *o;
+                pool.install(|| {
+                    params
+                        .par_chunks_mut(CHUNK)
+                        .zip(grads.par_chunks(CHUNK))
+                        .zip(state.par_chunks_mut(CHUNK))
+                        .for_each(|((pc, gc), sc)| {
+                            for ((p, g), s) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
+                                let g = *g + o.weight_decay * *p;
+                                *s += g * g;
+                                *p -= o.lr * g / (s.sqrt() + o.eps);
+                            }
+                        })
+                });
+            }
+            Opt::Sgd(o) => {
+                let o = *o;
+                pool.install(|| {
+                    params
+                        .par_chunks_mut(CHUNK)
+                        .zip(grads.par_chunks(CHUNK))
+                        .zip(state.par_chunks_mut(CHUNK))
+                        .for_each(|((pc, gc), sc)| {
+                            for ((p, g), v) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
+                                *v = o.momentum * *v + (*g + o.weight_decay * *p);
+                                *p -= o.lr * *v;
+                            }
+                        })
+                });
+            }
+        }
+    }
+}
+
+struct Shard {
+    ws: Vec<f32>,
+    grads: Vec<f32>,
+    capacity_rows: usize,
+    samples: usize,
+}
+
+/// Parameters, optimizer and per-shard buffers for training one model.
+pub struct Engine {
+    cfg: VaeConfig,
+    /// Flat parameters (core layout).
+    pub params: Vec<f32>,
+    /// Optimizer moments (same layout, ×1 or ×2).
+    pub opt_state: Vec<f32>,
+    /// The optimizer.
+    pub opt: Opt,
+    grads: Vec<f32>,
+    shards: Vec<Shard>,
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+/// What one step or evaluation measured: the bound's parts, averaged per datapoint.
+pub type StepBound = Bound;
+
+impl Engine {
+    /// A new engine over `params` with `threads` worker threads.
+    pub fn new(
+        cfg: VaeConfig,
+        params: Vec<f32>,
+        opt: Opt,
+        opt_state: Option<Vec<f32>>,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        cfg.validate()?;
+        if params.len() != cfg.num_params() {
+            return Err(Error::LengthMismatch {
+                what: "parameters",
+                expected: cfg.num_params(),
+                actual: params.len(),
+            });
+        }
+        let state_len = opt.kind().state_per_param() * params.len();
+        let opt_state = match opt_state {
+            Some(s) if s.len() == state_len => s,
+            Some(s) => {
+                return Err(Error::LengthMismatch {
+                    what: "optimizer state",
+                    expected: state_len,
+                    actual: s.len(),
+                });
+            }
+            None => vec![0.0; state_len],
+        };
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|_| Error::InvalidArgument("could not start the thread pool"))?;
+        Ok(Engine {
+            cfg,
+            grads: vec![0.0; params.len()],
+            params,
+            opt_state,
+            opt,
+            shards: Vec::new(),
+            pool,
+            threads,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VaeConfig {
+        &self.cfg
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    fn ensure_shards(&mut self, count: usize, rows: usize, samples: usize) {
+        let need = self.cfg.workspace_len(rows, samples);
+        if self.shards.len() != count {
+            self.shards.clear();
+        }
+        while self.shards.len() < count {
+            self.shards.push(Shard {
+                ws: Vec::new(),
+                grads: vec![0.0; self.params.len()],
+                capacity_rows: 0,
+                samples: 0,
+            });
+        }
+        for s in &mut self.shards {
+            if s.capacity_rows < rows || s.samples != samples {
+                s.ws = vec![0.0; need];
+                s.capacity_rows = rows;
+                s.samples = samples;
+            }
+        }
+    }
+
+    /// One optimizer step on the minibatch `x [n][D]` (already normalized/binarized). ε for
+    /// shard s is drawn from a generator seeded by `derive_seed(step_seed, [s])`.
+    /// On a non-finite bound or gradient nothing changes and the error is returned.
+    pub fn train_step(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        obj: Objective<f32>,
+        step_seed: u64,
+    ) -> Result<Bound, Error> {
+        let d = self.cfg.input;
+        if x.len() != n * d || n == 0 {
+            return Err(Error::LengthMismatch {
+                what: "minibatch",
+                expected: n * d,
+                actual: x.len(),
+            });
+        }
+        let count = shard_count(n);
+        let rows = n.div_ceil(count);
+        self.ensure_shards(count, rows, obj.samples);
+        let cfg = self.cfg;
+        let params = &self.params;
+        let results: Vec<Result<(usize, Bound), Error>> = self.pool.install(|| {
+            self.shards
+                .par_iter_mut()
+                .enumerate()
+                .map(|(s, shard)| {
+                    let lo = (s * n) / count;
+                    let hi = ((s + 1) * n) / count;
+                    let xs = &x[lo * d..hi * d];
+                    let rows = hi - lo;
+                    let mut ws =
+                        Workspace::new(&cfg, shard.capacity_rows, obj.samples, &mut shard.ws)?;
+                    let vae = Vae::new(cfg, params)?;
+                    let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(step_seed, &[s as u64]));
+                    let b = vae.forward(&Blocked, xs, rows, obj, &mut rng, &mut ws)?;
+                    shard.grads.iter_mut().for_each(|g| *g = 0.0);
+                    vae.backward(&Blocked, xs, &mut shard.grads, &mut ws)?;
+                    Ok((rows, b))
+                })
+                .collect()
+        });
+        let mut total = Bound::default();
+        let mut weights = Vec::with_capacity(count);
+        for r in results {
+            let (rows, b) = r?;
+            let w = rows as f64 / n as f64;
+            total.objective += w * b.objective;
+            total.kl += w * b.kl;
+            total.rec += w * b.rec;
+            weights.push(w as f32);
+        }
+        // Fixed-order reduction: g = w_0 g_0, then g += w_s g_s for s = 1, 2, ... in order,
+        // element by element (vectorizable; independent of the thread count).
+        let shards = &self.shards;
+        const CHUNK: usize = 1 << 14;
+        let finite = self.pool.install(|| {
+            self.grads
+                .par_chunks_mut(CHUNK)
+                .enumerate()
+                .map(|(c, gc)| {
+                    let off = c * CHUNK;
+                    let end = off + gc.len();
+                    let w0 = weights[0];
+                    for (g, s0) in gc.iter_mut().zip(&shards[0].grads[off..end]) {
+                        *g = w0 * *s0;
+                    }
+                    for (s, sh) in shards.iter().enumerate().skip(1) {
+                        let w = weights[s];
+                        for (g, v) in gc.iter_mut().zip(&sh.grads[off..end]) {
+                            *g += w * *v;
+                        }
+                    }
+                    // g − g is 0 for finite g and NaN otherwise; the sum stays 0 iff all finite.
+                    gc.iter().fold(0.0f32, |acc, g| acc + (*g - *g)) == 0.0
+                })
+                .reduce(|| true, |a, b| a && b)
+        });
+        if !finite {
+            return Err(Error::NonFiniteGradient);
+        }
+        self.opt.step(
+            &self.pool,
+            &mut self.params,
+            &self.grads,
+            &mut self.opt_state,
+        );
+        Ok(total)
+    }
+
+    /// The bound on `x [n][D]` without updating anything, in parallel chunks of `chunk` rows;
+    /// chunk c draws ε from `derive_seed(seed, [c])`. Returns the mean bound and fills
+    /// `per_point` (if given) with each datapoint's estimator value.
+    pub fn evaluate(
+        &self,
+        x: &[f32],
+        n: usize,
+        obj: Objective<f32>,
+        seed: u64,
+        mut per_point: Option<&mut [f32]>,
+    ) -> Result<Bound, Error> {
+        let d = self.cfg.input;
+        if x.len() != n * d {
+            return Err(Error::LengthMismatch {
+                what: "evaluation data",
+                expected: n * d,
+                actual: x.len(),
+            });
+        }
+        let chunk = 100usize.min(n.max(1));
+        let chunks = n.div_ceil(chunk);
+        let cfg = self.cfg;
+        let params = &self.params;
+        let results: Vec<Result<(usize, Bound, Vec<f32>), Error>> = self.pool.install(|| {
+            (0..chunks)
+                .into_par_iter()
+                .map(|c| {
+                    let lo = c * chunk;
+                    let hi = (lo + chunk).min(n);
+                    let mut buf = vec![0.0f32; cfg.workspace_len(chunk, obj.samples)];
+                    let mut ws = Workspace::new(&cfg, chunk, obj.samples, &mut buf)?;
+                    let vae = Vae::new(cfg, params)?;
+                    let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(seed, &[c as u64]));
+                    let b = vae.forward(
+                        &Blocked,
+                        &x[lo * d..hi * d],
+                        hi - lo,
+                        obj,
+                        &mut rng,
+                        &mut ws,
+                    )?;
+                    Ok((hi - lo, b, ws.per_datapoint().to_vec()))
+                })
+                .collect()
+        });
+        let mut total = Bound::default();
+        let mut at = 0;
+        for r in results {
+            let (rows, b, pts) = r?;
+            let w = rows as f64 / n as f64;
+            total.objective += w * b.objective;
+            total.kl += w * b.kl;
+            total.rec += w * b.rec;
+            if let Some(pp) = per_point.as_deref_mut() {
+                pp[at..at + rows].copy_from_slice(&pts);
+            }
+            at += rows;
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vae_nostd::Optimizer;
+
+    #[test]
+    fn host_updates_equal_the_core_optimizers() {
+        let n = 40_000;
+        let p0: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let g: Vec<f32> = (0..n)
+            .map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.6)
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let opts = [
+            Opt::Adagrad(Adagrad {
+                lr: 0.02,
+                eps: 1e-10,
+                weight_decay: 1e-3,
+            }),
+            Opt::Adam(Adam {
+                weight_decay: 1e-4,
+                ..Adam::new(1e-3)
+            }),
+            Opt::Sgd(Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+            }),
+        ];
+        for opt in opts {
+            let k = opt.kind().state_per_param();
+            let (mut ph, mut sh, mut oh) = (p0.clone(), vec![0.0f32; k * n], opt);
+            let (mut pc, mut sc) = (p0.clone(), vec![0.0f32; k * n]);
+            for _ in 0..3 {
+                oh.step(&pool, &mut ph, &g, &mut sh);
+            }
+            let mut core_opt = opt;
+            for _ in 0..3 {
+                match &mut core_opt {
+                    Opt::Adagrad(o) => o.step(&mut pc, &g, &mut sc).unwrap(),
+                    Opt::Adam(o) => o.step(&mut pc, &g, &mut sc).unwrap(),
+                    Opt::Sgd(o) => o.step(&mut pc, &g, &mut sc).unwrap(),
+                }
+            }
+            assert!(
+                ph.iter().zip(&pc).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}",
+                opt.name()
+            );
+            assert!(
+                sh.iter().zip(&sc).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{}",
+                opt.name()
+            );
+        }
+    }
+}

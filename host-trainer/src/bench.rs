@@ -141,7 +141,7 @@ pub fn run_case(case: &BenchCase, threads: usize, seconds: f64) -> anyhow::Resul
     let n = 4096;
     let x: Vec<f32> = (0..n * cfg.input)
         .map(|i| {
-            if derive_seed(7, &[i as u64]) % 8 == 0 {
+            if derive_seed(7, &[i as u64]).is_multiple_of(8) {
                 1.0
             } else {
                 0.0

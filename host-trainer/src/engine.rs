@@ -146,6 +146,9 @@ impl Opt {
     }
 }
 
+/// Rows, bound and per-datapoint values of one evaluation chunk.
+type ChunkResult = (usize, Bound, Vec<f32>);
+
 struct Shard {
     ws: Vec<f32>,
     grads: Vec<f32>,
@@ -323,8 +326,8 @@ impl Engine {
                             *g += w * *v;
                         }
                     }
-                    // g − g is 0 for finite g and NaN otherwise; the sum stays 0 iff all finite.
-                    gc.iter().fold(0.0f32, |acc, g| acc + (*g - *g)) == 0.0
+                    // g · 0 is 0 for finite g and NaN for ±∞ or NaN; the sum stays 0 iff all are finite.
+                    gc.iter().fold(0.0f32, |acc, g| acc + g * 0.0) == 0.0
                 })
                 .reduce(|| true, |a, b| a && b)
         });
@@ -363,7 +366,7 @@ impl Engine {
         let chunks = n.div_ceil(chunk);
         let cfg = self.cfg;
         let params = &self.params;
-        let results: Vec<Result<(usize, Bound, Vec<f32>), Error>> = self.pool.install(|| {
+        let results: Vec<Result<ChunkResult, Error>> = self.pool.install(|| {
             (0..chunks)
                 .into_par_iter()
                 .map(|c| {

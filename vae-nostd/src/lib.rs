@@ -60,10 +60,12 @@ pub mod kernel;
 pub mod layers;
 pub mod likelihood;
 mod model;
+pub mod modelfile;
 pub mod optim;
 mod real;
 pub mod rng;
 mod score;
+pub mod sim;
 mod storage;
 
 pub use config::{

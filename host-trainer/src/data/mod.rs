@@ -1,6 +1,21 @@
 //! Datasets: rows of equal length, optional labels, and how to read them back as images or
 //! sensor windows.
 
+pub mod csv;
+mod error;
+pub mod idx;
+pub mod mat;
+pub mod spec;
+pub mod split;
+pub mod synthetic;
+
+pub use self::csv::{CsvOptions, load_csv};
+pub use error::{DataError, SPEC_FORMS};
+pub use idx::{binarize_dynamic, binarize_threshold, load_mnist_dir, read_idx};
+pub use mat::{MatMatrix, load_frey, read_mat_matrix};
+pub use spec::{DataSpec, parse_data_spec};
+pub use split::{fit_normalization, split_rows};
+
 /// A dataset held in memory: `n` rows of `dim` values, row-major.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dataset {
@@ -66,7 +81,10 @@ impl Dataset {
         }
         Dataset {
             x,
-            labels: self.labels.as_ref().map(|l| idx.iter().map(|&i| l[i]).collect()),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
             ..self.clone_meta()
         }
     }
@@ -103,4 +121,22 @@ impl Dataset {
         }
         h
     }
+}
+
+/// Test helper: the fixture `dir/name` holds exactly `bytes`; with `REGENERATE_FIXTURES` set,
+/// writes it instead.
+#[cfg(test)]
+pub(crate) fn check_fixture(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    let path = dir.join(name);
+    if std::env::var_os("REGENERATE_FIXTURES").is_some() {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        return;
+    }
+    let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        committed == bytes,
+        "{} differs from its generator; regenerate with REGENERATE_FIXTURES=1",
+        path.display()
+    );
 }

@@ -1,0 +1,708 @@
+//! CSV files: one row per line (wide), or a multichannel time series cut into windows (long).
+//!
+//! The first line must name the columns. Fields are trimmed; blank lines are skipped.
+//!
+//! * **Which columns.** The *label* column is `opts.label` (a name, or a 0-based index when no
+//!   column has that name), else a column named `label` or `is_anomaly` (any case) if there is
+//!   one. A *timestamp* column is the first column when its name is `t`, `date`, `datetime`, or
+//!   starts with `time` (`time`, `timestamp`, `time_ms`, ...). The *value* columns are
+//!   `opts.columns` (names or 0-based indexes), else every other column whose field on the
+//!   first data line is a number or empty (so a text column such as a subject id is left out,
+//!   while a missing value is reported).
+//! * **Wide** (`opts.window` is `None`): each line is one row of the value columns.
+//! * **Long** (`opts.window = Some(len)`): each line is one time step of C channels (the value
+//!   columns); rows are windows of `len` steps taken every `hop` steps (default `len`), values
+//!   interleaved `[t][c]`, so D = len · C. A window's label is the largest step label inside
+//!   it (anomalous if any step is). The sampling rate is `opts.sample_rate_hz`, else estimated
+//!   from the timestamp column as (steps − 1) / (last − first) when the timestamps parse and
+//!   never decrease, else 1 Hz. Numeric timestamps are seconds, or milli-, micro- or
+//!   nanoseconds when the column name ends in `ms`, `us` or `ns`; text timestamps are
+//!   `YYYY-MM-DD HH:MM:SS[.fff]` (or with `T`, optional `Z`).
+//!
+//! Labels are integers ≥ 0 (`1.0` is accepted). Every value must be a finite number that fits
+//! in f32; any line that breaks a rule is refused with its line number (1 = the header).
+
+use std::path::Path;
+
+use super::{DataError, Dataset, Window};
+
+/// How to read a CSV file (see the [module docs](self)). `Default` reads a wide file with all
+/// numeric columns and an automatic label column.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CsvOptions {
+    /// Time steps per window: `Some` reads a long-format time series, `None` one row per line.
+    pub window: Option<usize>,
+    /// Steps between window starts (default: `window`, i.e. no overlap). Needs `window`.
+    pub hop: Option<usize>,
+    /// Label column: a name, or a 0-based index.
+    pub label: Option<String>,
+    /// Value columns, by name or 0-based index, in this order.
+    pub columns: Option<Vec<String>>,
+    /// Sampling rate of a long-format series; estimated from a timestamp column if `None`.
+    pub sample_rate_hz: Option<f32>,
+}
+
+impl CsvOptions {
+    /// These options in the query syntax of [`parse_data_spec`](super::spec::parse_data_spec):
+    /// `window=64&hop=32&label=is_anomaly&columns=a,b&rate=64`, or `""` for the defaults.
+    pub fn to_query(&self) -> String {
+        let mut q = Vec::new();
+        if let Some(w) = self.window {
+            q.push(format!("window={w}"));
+        }
+        if let Some(h) = self.hop {
+            q.push(format!("hop={h}"));
+        }
+        if let Some(l) = &self.label {
+            q.push(format!("label={l}"));
+        }
+        if let Some(c) = &self.columns {
+            q.push(format!("columns={}", c.join(",")));
+        }
+        if let Some(r) = self.sample_rate_hz {
+            q.push(format!("rate={r}"));
+        }
+        q.join("&")
+    }
+}
+
+/// What to do about a malformed line.
+const FIX_LINE: &str = "fix that line of the file";
+
+/// Load a CSV file as described in the [module docs](self). `source` is `csv:PATH`, followed
+/// by `?` and [`CsvOptions::to_query`] when any option is set.
+///
+/// Errors (with line numbers where they apply): the file cannot be read or is not UTF-8; it
+/// is empty or its first line is all numbers (no header); a line has a different number of
+/// fields than the header; a value is not a number, not finite or out of f32 range; a label is
+/// not an integer ≥ 0; a requested label or value column does not exist; no value column is
+/// left; there are no data lines, or fewer than one window of them; `hop` without `window`,
+/// `window` or `hop` of 0, a rate that is not finite and positive.
+pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
+    let opt_err = |what: String| DataError::option("csv", path, what);
+    let bad = |what: String, fix: &'static str| DataError::malformed("csv", path, what, fix);
+    if opts.hop.is_some() && opts.window.is_none() {
+        return Err(opt_err("hop= needs window= (long format)".into()));
+    }
+    if opts.window == Some(0) || opts.hop == Some(0) {
+        return Err(opt_err("window and hop must be at least 1".into()));
+    }
+    if let Some(r) = opts.sample_rate_hz
+        && !(r.is_finite() && r > 0.0)
+    {
+        return Err(opt_err(format!(
+            "rate={r}: must be a positive number of Hz"
+        )));
+    }
+
+    let file = std::fs::File::open(path).map_err(|e| DataError::io("csv", path, e))?;
+    let mut rdr = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(std::io::BufReader::new(file));
+    let mut rec = ::csv::StringRecord::new();
+    let read = |rdr: &mut ::csv::Reader<_>, rec: &mut ::csv::StringRecord| {
+        rdr.read_record(rec).map_err(|e| csv_error(path, e))
+    };
+
+    // Header.
+    if !read(&mut rdr, &mut rec)? {
+        return Err(bad(
+            "empty file: no header row".into(),
+            "the first line must name the columns",
+        ));
+    }
+    let names: Vec<String> = rec.iter().map(str::to_string).collect();
+    let ncols = names.len();
+    if names.iter().all(|n| n.parse::<f64>().is_ok()) {
+        return Err(bad(
+            format!(
+                "line 1 holds numbers ({}), not column names",
+                rec.as_slice()
+            ),
+            "add a first line naming the columns",
+        ));
+    }
+    let list = || names.join(", ");
+    let find = |key: &str| -> Option<usize> {
+        names
+            .iter()
+            .position(|n| n == key)
+            .or_else(|| key.parse::<usize>().ok().filter(|&i| i < ncols))
+    };
+
+    let label = match &opts.label {
+        Some(l) => Some(find(l).ok_or_else(|| {
+            opt_err(format!(
+                "no label column '{l}' (columns: {}); pass label=NAME or a 0-based index",
+                list()
+            ))
+        })?),
+        None => names.iter().position(|n| {
+            let n = n.to_ascii_lowercase();
+            (n == "label" || n == "is_anomaly")
+                && !opts
+                    .columns
+                    .as_ref()
+                    .is_some_and(|c| c.iter().any(|k| k.eq_ignore_ascii_case(&n)))
+        }),
+    };
+    let explicit: Option<Vec<usize>> = match &opts.columns {
+        Some(cols) => {
+            let mut v = Vec::with_capacity(cols.len());
+            for c in cols {
+                let i = find(c).ok_or_else(|| {
+                    opt_err(format!(
+                        "no value column '{c}' (columns: {}); pass columns=NAME,NAME,... or 0-based indexes",
+                        list()
+                    ))
+                })?;
+                if Some(i) == label {
+                    return Err(opt_err(format!(
+                        "column '{}' is both the label and a value column",
+                        names[i]
+                    )));
+                }
+                v.push(i);
+            }
+            if v.is_empty() {
+                return Err(opt_err("columns= is empty".into()));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let time = Some(0).filter(|&i| {
+        is_time_name(&names[i])
+            && Some(i) != label
+            && !explicit.as_ref().is_some_and(|v| v.contains(&i))
+    });
+    let time_scale = time.map_or(1.0, |i| {
+        let n = names[i].to_ascii_lowercase();
+        if n.ends_with("ms") {
+            1e-3
+        } else if n.ends_with("us") {
+            1e-6
+        } else if n.ends_with("ns") {
+            1e-9
+        } else {
+            1.0
+        }
+    });
+
+    // Data lines.
+    let mut values: Option<Vec<usize>> = explicit;
+    let mut x: Vec<f32> = Vec::new();
+    let mut labels: Vec<u32> = Vec::new();
+    let mut steps = 0usize;
+    let mut clock = Clock::default();
+    while read(&mut rdr, &mut rec)? {
+        let line = rec.position().map_or(0, |p| p.line());
+        if rec.len() != ncols {
+            return Err(bad(
+                format!(
+                    "line {line} has {} fields but the header has {ncols}",
+                    rec.len()
+                ),
+                FIX_LINE,
+            ));
+        }
+        let cols = values.get_or_insert_with(|| {
+            (0..ncols)
+                .filter(|&i| Some(i) != label && Some(i) != time)
+                .filter(|&i| rec[i].is_empty() || rec[i].parse::<f64>().is_ok())
+                .collect()
+        });
+        if cols.is_empty() {
+            return Err(opt_err(format!(
+                "no numeric value column on line {line} (columns: {}); pass columns=NAME,...",
+                list()
+            )));
+        }
+        for &i in cols.iter() {
+            x.push(value(&rec[i], line, &names[i]).map_err(|w| bad(w, FIX_LINE))?);
+        }
+        if let Some(i) = label {
+            labels.push(label_value(&rec[i], line, &names[i]).map_err(|w| bad(w, FIX_LINE))?);
+        }
+        if let Some(i) = time {
+            clock.tick(parse_time(&rec[i]).map(|t| t * time_scale));
+        }
+        steps += 1;
+    }
+    let Some(cols) = values else {
+        return Err(bad(
+            "no data lines after the header".into(),
+            "the file needs at least one line of values",
+        ));
+    };
+    let c = cols.len();
+
+    let mut source = format!("csv:{}", path.display());
+    let q = opts.to_query();
+    if !q.is_empty() {
+        source = format!("{source}?{q}");
+    }
+    let labels = label.map(|_| labels);
+    let Some(len) = opts.window else {
+        return Ok(Dataset {
+            source,
+            dim: c,
+            x,
+            labels,
+            label_names: Vec::new(),
+            image: None,
+            window: None,
+        });
+    };
+    let hop = opts.hop.unwrap_or(len);
+    if steps < len {
+        return Err(opt_err(format!(
+            "only {steps} time steps, fewer than one window of {len}; pass a smaller window="
+        )));
+    }
+    let n = (steps - len) / hop + 1;
+    let mut wx = Vec::with_capacity(n * len * c);
+    let mut wl = Vec::with_capacity(if labels.is_some() { n } else { 0 });
+    for w in 0..n {
+        let s = w * hop;
+        wx.extend_from_slice(&x[s * c..(s + len) * c]);
+        if let Some(l) = &labels {
+            wl.push(l[s..s + len].iter().copied().max().unwrap_or(0));
+        }
+    }
+    let sample_rate_hz = opts
+        .sample_rate_hz
+        .or_else(|| clock.rate(steps))
+        .unwrap_or(1.0);
+    Ok(Dataset {
+        source,
+        dim: len * c,
+        x: wx,
+        labels: labels.map(|_| wl),
+        label_names: Vec::new(),
+        image: None,
+        window: Some(Window {
+            len,
+            hop,
+            channels: c,
+            sample_rate_hz,
+        }),
+    })
+}
+
+/// A `csv` crate error as a [`DataError`].
+fn csv_error(path: &Path, e: ::csv::Error) -> DataError {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(err) => DataError::io("csv", path, err),
+        ::csv::ErrorKind::Utf8 { .. } => DataError::malformed(
+            "csv",
+            path,
+            format!("line {line} is not valid UTF-8"),
+            "save the file as UTF-8",
+        ),
+        other => DataError::malformed("csv", path, format!("line {line}: {other:?}"), FIX_LINE),
+    }
+}
+
+/// Whether a first column of this name holds timestamps.
+fn is_time_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "t" || n == "date" || n == "datetime" || n.starts_with("time")
+}
+
+/// A value field as f32: a finite number within f32 range.
+fn value(s: &str, line: u64, col: &str) -> Result<f32, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("line {line}, column '{col}': value '{s}' is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!(
+            "line {line}, column '{col}': value '{s}' is not finite"
+        ));
+    }
+    let f = v as f32;
+    if !f.is_finite() {
+        return Err(format!(
+            "line {line}, column '{col}': value '{s}' is outside the f32 range"
+        ));
+    }
+    Ok(f)
+}
+
+/// A label field: an integer ≥ 0 that fits in u32 (`2`, `2.0`).
+fn label_value(s: &str, line: u64, col: &str) -> Result<u32, String> {
+    if let Ok(v) = s.parse::<u32>() {
+        return Ok(v);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => Ok(v as u32),
+        _ => Err(format!(
+            "line {line}, column '{col}': label '{s}' is not an integer >= 0"
+        )),
+    }
+}
+
+/// A timestamp in seconds: a number, or `YYYY-MM-DD HH:MM:SS[.fff]` (also with `T`, and an
+/// optional trailing `Z`) since 1970-01-01 (the epoch only matters for differences).
+fn parse_time(s: &str) -> Option<f64> {
+    if let Ok(v) = s.parse::<f64>() {
+        return v.is_finite().then_some(v);
+    }
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, clock) = s.split_once([' ', 'T'])?;
+    let mut d = date.split('-');
+    let (y, m, dd): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&dd) {
+        return None;
+    }
+    let mut c = clock.split(':');
+    let (h, mi): (i64, i64) = (c.next()?.parse().ok()?, c.next()?.parse().ok()?);
+    let sec: f64 = c.next().map_or(Some(0.0), |x| x.parse().ok())?;
+    if c.next().is_some()
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&mi)
+        || !(0.0..61.0).contains(&sec)
+    {
+        return None;
+    }
+    // Days from civil (H. Hinnant's algorithm), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + (h * 3600 + mi * 60) as f64 + sec)
+}
+
+/// First and last timestamps, and whether every one parsed and none went backwards.
+#[derive(Default)]
+struct Clock {
+    first: Option<f64>,
+    last: Option<f64>,
+    broken: bool,
+}
+
+impl Clock {
+    fn tick(&mut self, t: Option<f64>) {
+        match (t, self.last) {
+            (None, _) => self.broken = true,
+            (Some(t), Some(l)) if t < l => self.broken = true,
+            (Some(t), _) => {
+                self.first.get_or_insert(t);
+                self.last = Some(t);
+            }
+        }
+    }
+
+    /// Steps per second over the whole span, if the timestamps allow it.
+    fn rate(&self, steps: usize) -> Option<f32> {
+        let (f, l) = (self.first?, self.last?);
+        let r = (steps as f64 - 1.0) / (l - f);
+        (!self.broken && steps >= 2 && l > f && r.is_finite()).then_some(r as f32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/csv")
+            .join(name)
+    }
+
+    fn load_str(text: &str, opts: &CsvOptions) -> Result<Dataset, DataError> {
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), text).unwrap();
+        load_csv(t.path(), opts)
+    }
+
+    fn err(text: &str, opts: &CsvOptions) -> String {
+        load_str(text, opts).unwrap_err().to_string()
+    }
+
+    fn long(window: usize, hop: Option<usize>) -> CsvOptions {
+        CsvOptions {
+            window: Some(window),
+            hop,
+            ..CsvOptions::default()
+        }
+    }
+
+    /// The committed fixtures equal what this code generates (`REGENERATE_FIXTURES=1`
+    /// rewrites them instead): `tests/fixtures/csv` (see `tests/fixtures/README.md`).
+    #[test]
+    fn fixtures_are_up_to_date() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");
+        // Daphnet look-alike: the header of the real S06R02E0.csv, 48 steps at 64 Hz with
+        // millisecond timestamps cut as in that file, made-up gait-like milli-g values, and
+        // steps 30 to 33 marked anomalous.
+        let mut t = String::from(
+            "timestamp,ankle_horiz_fwd,ankle_vert,ankle_horiz_lateral,leg_horiz_fwd,leg_vert,\
+             leg_horiz_lateral,trunk_horiz_fwd,trunk_vert,trunk_horiz_lateral,is_anomaly\n",
+        );
+        let base = [
+            100.0, 1000.0, 290.0, -20.0, 950.0, 300.0, 320.0, 940.0, -150.0,
+        ];
+        for i in 0..48u32 {
+            let ms = 280_000 + i * 15_625 / 1000;
+            t += &format!(
+                "1970-01-01 00:{:02}:{:02}.{:03}",
+                ms / 60_000,
+                ms / 1000 % 60,
+                ms % 1000
+            );
+            for (k, b) in base.iter().enumerate() {
+                let phase = std::f64::consts::TAU * i as f64 / 32.0 + k as f64;
+                t += &format!(",{}", (b + (40.0 + 5.0 * k as f64) * phase.sin()).round());
+            }
+            t += if (30..34).contains(&i) {
+                ",1\n"
+            } else {
+                ",0\n"
+            };
+        }
+        crate::data::check_fixture(&dir, "daphnet_like.csv", (t).as_ref());
+        let head = "timestamp,acc_x,acc_y,acc_z\n";
+        let ok = [
+            "0.000,1,2,3\n",
+            "0.010,4,5,6\n",
+            "0.020,7,8,9\n",
+            "0.030,1,2,3\n",
+        ];
+        let bad = |line: usize, text: &str| {
+            let mut s = head.to_string();
+            for (i, l) in ok.iter().enumerate() {
+                s += if i + 2 == line { text } else { l };
+            }
+            s
+        };
+        crate::data::check_fixture(&dir, "ragged.csv", (bad(4, "0.020,7,8\n")).as_ref());
+        crate::data::check_fixture(&dir, "nonnumeric.csv", (bad(3, "0.010,4,abc,6\n")).as_ref());
+        crate::data::check_fixture(&dir, "nan.csv", (bad(5, "0.030,nan,2,3\n")).as_ref());
+    }
+
+    #[test]
+    fn wide_rows_with_label() {
+        let d = load_str(
+            "a,b,label\n1,2,0\n3,4.5,1\n-1e3,0,2\n",
+            &CsvOptions::default(),
+        )
+        .unwrap();
+        assert_eq!((d.len(), d.dim), (3, 2));
+        assert_eq!(d.x, [1.0, 2.0, 3.0, 4.5, -1000.0, 0.0]);
+        assert_eq!(d.labels, Some(vec![0, 1, 2]));
+        assert_eq!(d.window, None);
+        // A UTF-8 byte-order mark does not end up in the first column's name.
+        let o = CsvOptions {
+            columns: Some(vec!["a".into()]),
+            ..CsvOptions::default()
+        };
+        assert_eq!(load_str("\u{feff}a,b\n1,2\n", &o).unwrap().x, [1.0]);
+        // Label by index, columns by name and index, in the order given.
+        let o = CsvOptions {
+            label: Some("0".into()),
+            columns: Some(vec!["label".into(), "1".into()]),
+            ..CsvOptions::default()
+        };
+        let d = load_str("a,b,label\n1,2,0\n3,4,1\n", &o).unwrap();
+        assert_eq!(d.x, [0.0, 2.0, 1.0, 4.0]);
+        assert_eq!(d.labels, Some(vec![1, 3]));
+        assert!(
+            d.source.ends_with("?label=0&columns=label,1"),
+            "{}",
+            d.source
+        );
+    }
+
+    #[test]
+    fn text_and_time_columns_are_left_out() {
+        let d = load_str(
+            "time_ms,subject,x,y\n0,s1,1,2\n10,s1,3,4\n20,s1,5,6\n30,s1,7,8\n",
+            &long(2, Some(1)),
+        )
+        .unwrap();
+        let w = d.window.unwrap();
+        assert_eq!((w.len, w.hop, w.channels), (2, 1, 2));
+        assert!(
+            (w.sample_rate_hz - 100.0).abs() < 1e-3,
+            "{}",
+            w.sample_rate_hz
+        );
+        assert_eq!((d.len(), d.dim), (3, 4));
+        assert_eq!(d.row(1), [3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(d.labels, None);
+    }
+
+    #[test]
+    fn daphnet_lookalike_windows() {
+        let p = fixture("daphnet_like.csv");
+        let d = load_csv(&p, &long(16, Some(8))).unwrap();
+        let w = d.window.unwrap();
+        // 48 steps: windows start at 0, 8, 16, 24, 32.
+        assert_eq!((d.len(), d.dim, w.channels), (5, 16 * 9, 9));
+        assert!(
+            (w.sample_rate_hz - 64.0).abs() < 0.2,
+            "{}",
+            w.sample_rate_hz
+        );
+        // The fixture marks steps 30..34 anomalous: windows 2 (16..32) and 3 (24..40) and
+        // 4 (32..48) contain some of them.
+        assert_eq!(d.labels, Some(vec![0, 0, 1, 1, 1]));
+        // First step of window 1 is line 10 of the file (step 8).
+        let first = std::fs::read_to_string(&p).unwrap();
+        let line: Vec<f32> = first
+            .lines()
+            .nth(9)
+            .unwrap()
+            .split(',')
+            .skip(1)
+            .take(9)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(&d.row(1)[..9], &line[..]);
+        // Rate from the options wins; wide format reads 48 rows of 9.
+        let o = CsvOptions {
+            sample_rate_hz: Some(50.0),
+            ..long(48, None)
+        };
+        assert_eq!(
+            load_csv(&p, &o).unwrap().window.unwrap().sample_rate_hz,
+            50.0
+        );
+        let d = load_csv(&p, &CsvOptions::default()).unwrap();
+        assert_eq!((d.len(), d.dim), (48, 9));
+    }
+
+    #[test]
+    fn malformed_fixtures_are_refused() {
+        let e = load_csv(&fixture("ragged.csv"), &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4 has 3 fields but the header has 4"),
+            "{e}"
+        );
+        let e = load_csv(&fixture("nonnumeric.csv"), &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3, column 'acc_y': value 'abc' is not a number"),
+            "{e}"
+        );
+        let e = load_csv(&fixture("nan.csv"), &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("csv: ")
+                && e.contains("line 5, column 'acc_x': value 'nan' is not finite"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn malformed_text_is_refused() {
+        let d = CsvOptions::default();
+        assert!(err("", &d).contains("empty file"));
+        assert!(err("1,2\n3,4\n", &d).contains("not column names"));
+        assert!(err("a,b\n", &d).contains("no data lines"));
+        assert!(err("a,b\n1,inf\n", &d).contains("value 'inf' is not finite"));
+        assert!(err("a,b\n1,1e300\n", &d).contains("outside the f32 range"));
+        assert!(err("a,b\n1,\n", &d).contains("value '' is not a number"));
+        assert!(err("a,label\n1,-1\n", &d).contains("label '-1' is not an integer"));
+        assert!(err("a,label\n1,0.5\n", &d).contains("label '0.5'"));
+        assert!(err("s,t\nx,y\n", &d).contains("no numeric value column"));
+        let o = CsvOptions {
+            label: Some("is_anomaly".into()),
+            ..d.clone()
+        };
+        let e = err("a,b\n1,2\n", &o);
+        assert!(
+            e.contains("no label column 'is_anomaly' (columns: a, b)"),
+            "{e}"
+        );
+        let o = CsvOptions {
+            columns: Some(vec!["c".into()]),
+            ..d.clone()
+        };
+        assert!(err("a,b\n1,2\n", &o).contains("no value column 'c'"));
+        let e = err("a,b\n1,2\n3,4\n", &long(3, None));
+        assert!(
+            e.contains("only 2 time steps, fewer than one window of 3"),
+            "{e}"
+        );
+        assert!(
+            err(
+                "a\n1\n",
+                &CsvOptions {
+                    hop: Some(2),
+                    ..d.clone()
+                }
+            )
+            .contains("needs window")
+        );
+        assert!(err("a\n1\n", &long(0, None)).contains("at least 1"));
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), b"a,b\n1,2\n1,\xff\n").unwrap();
+        let e = load_csv(t.path(), &d).unwrap_err().to_string();
+        assert!(e.contains("line 3 is not valid UTF-8"), "{e}");
+        let e = load_csv(Path::new("/nonexistent/x.csv"), &d)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn label_of_a_window_is_its_max() {
+        let text = "t,x,label\n0,1,0\n1,2,0\n2,3,2\n3,4,0\n4,5,1\n5,6,0\n";
+        let d = load_str(text, &long(2, None)).unwrap();
+        assert_eq!(d.labels, Some(vec![0, 2, 1]));
+        assert_eq!(d.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(d.window.unwrap().sample_rate_hz, 1.0);
+        // Timestamps going backwards: no estimate.
+        let d = load_str("time,x\n0,1\n2,2\n1,3\n", &long(1, None)).unwrap();
+        assert_eq!(d.window.unwrap().sample_rate_hz, 1.0);
+    }
+
+    #[test]
+    fn timestamps_parse() {
+        assert_eq!(parse_time("1970-01-01 00:00:01.5"), Some(1.5));
+        assert_eq!(parse_time("1970-01-02T00:01:00Z"), Some(86_460.0));
+        assert_eq!(parse_time("2000-03-01 00:00:00"), Some(951_868_800.0));
+        assert_eq!(parse_time("12.25"), Some(12.25));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2000-13-01 00:00:00"), None);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let base = std::fs::read(fixture("daphnet_like.csv")).unwrap();
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for _ in 0..300 {
+            let mut b = base.clone();
+            for _ in 0..4 {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let i = (s as usize) % b.len();
+                let pool = b",\n\"x0.-e ";
+                b[i] = pool[(s >> 40) as usize % pool.len()];
+            }
+            b.truncate((s >> 20) as usize % (b.len() + 1));
+            let t = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(t.path(), &b).unwrap();
+            let _ = load_csv(t.path(), &long(4, Some(3)));
+            let _ = load_csv(t.path(), &CsvOptions::default());
+        }
+    }
+}

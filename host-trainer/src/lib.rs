@@ -3,8 +3,13 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod checkpoint;
 pub mod data;
 pub mod engine;
+pub mod export;
 pub mod io;
 pub mod kernel;
+pub mod metrics;
 pub mod model;
+pub mod plot;
+pub mod train;

@@ -79,11 +79,17 @@ impl ModelSpec {
         };
         let lik = match self.likelihood {
             LikelihoodName::Bernoulli => Likelihood::Bernoulli,
-            LikelihoodName::Gaussian => Likelihood::Gaussian { sigmoid_mean: false },
+            LikelihoodName::Gaussian => Likelihood::Gaussian {
+                sigmoid_mean: false,
+            },
             LikelihoodName::GaussianSigmoid => Likelihood::Gaussian { sigmoid_mean: true },
         };
-        if self.encoder_hidden.len() > vae_nostd::MAX_HIDDEN || self.decoder_hidden.len() > vae_nostd::MAX_HIDDEN {
-            return Err(vae_nostd::Error::InvalidConfig("each network needs one to three hidden layers"));
+        if self.encoder_hidden.len() > vae_nostd::MAX_HIDDEN
+            || self.decoder_hidden.len() > vae_nostd::MAX_HIDDEN
+        {
+            return Err(vae_nostd::Error::InvalidConfig(
+                "each network needs one to three hidden layers",
+            ));
         }
         let cfg = VaeConfig::new(self.input, &self.encoder_hidden, self.latent, act, lik)
             .with_decoder_hidden(&self.decoder_hidden);
@@ -104,7 +110,9 @@ impl ModelSpec {
             },
             likelihood: match cfg.likelihood {
                 Likelihood::Bernoulli => LikelihoodName::Bernoulli,
-                Likelihood::Gaussian { sigmoid_mean: false } => LikelihoodName::Gaussian,
+                Likelihood::Gaussian {
+                    sigmoid_mean: false,
+                } => LikelihoodName::Gaussian,
                 Likelihood::Gaussian { sigmoid_mean: true } => LikelihoodName::GaussianSigmoid,
             },
         }
@@ -115,16 +123,19 @@ impl ModelSpec {
 /// Both vectors have length D; the identity is offset 0, scale 1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
-    /// Subtracted first. Shape: [D].
+    /// Subtracted first. Shape: `[D]`.
     pub offset: Vec<f32>,
-    /// Multiplied second. Shape: [D].
+    /// Multiplied second. Shape: `[D]`.
     pub scale: Vec<f32>,
 }
 
 impl Normalization {
     /// The identity on D features.
     pub fn identity(dim: usize) -> Self {
-        Normalization { offset: vec![0.0; dim], scale: vec![1.0; dim] }
+        Normalization {
+            offset: vec![0.0; dim],
+            scale: vec![1.0; dim],
+        }
     }
     /// Applies to rows of `x` in place.
     pub fn apply(&self, x: &mut [f32]) {
@@ -184,7 +195,7 @@ pub struct TrainState {
 pub struct Checkpoint {
     /// Architecture.
     pub spec: ModelSpec,
-    /// Flat parameters in the core's layout. Shape: [num_params].
+    /// Flat parameters in the core's layout. Shape: `[num_params]`.
     pub params: Vec<f32>,
     /// Input normalization.
     pub norm: Normalization,

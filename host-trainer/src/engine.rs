@@ -405,6 +405,128 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Runs `f` over `n` rows in parallel chunks of up to `chunk` rows, each with its own
+    /// workspace of `samples` draws; chunk c gets a generator seeded by `derive_seed(seed, [c])`.
+    /// Results come back in chunk order.
+    fn chunked<R: Send>(
+        &self,
+        n: usize,
+        chunk: usize,
+        samples: usize,
+        seed: u64,
+        f: impl Fn(
+            &Vae<'_, f32>,
+            &mut Workspace<'_, f32>,
+            usize,
+            usize,
+            &mut Pcg64Mcg,
+        ) -> Result<R, Error>
+        + Sync,
+    ) -> Result<Vec<R>, Error> {
+        let cfg = self.cfg;
+        let params = &self.params;
+        let chunk = chunk.max(1);
+        self.pool.install(|| {
+            (0..n.div_ceil(chunk))
+                .into_par_iter()
+                .map(|c| {
+                    let lo = c * chunk;
+                    let hi = (lo + chunk).min(n);
+                    let mut buf = vec![0.0f32; cfg.workspace_len(chunk, samples)];
+                    let mut ws = Workspace::new(&cfg, chunk, samples, &mut buf)?;
+                    let vae = Vae::new(cfg, params)?;
+                    let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(seed, &[c as u64]));
+                    f(&vae, &mut ws, lo, hi, &mut rng)
+                })
+                .collect()
+        })
+    }
+
+    /// Anomaly scores of `x [n][D]` into a vector of `n` (the core's `Vae::score`), in
+    /// parallel chunks; sampled scores draw in chunks of at most 100 samples.
+    pub fn score(
+        &self,
+        x: &[f32],
+        n: usize,
+        kind: vae_nostd::ScoreKind,
+        seed: u64,
+    ) -> Result<Vec<f32>, Error> {
+        let d = self.cfg.input;
+        if x.len() != n * d {
+            return Err(Error::LengthMismatch {
+                what: "score data",
+                expected: n * d,
+                actual: x.len(),
+            });
+        }
+        let draws = match kind {
+            vae_nostd::ScoreKind::NegElboAtMean => 1,
+            vae_nostd::ScoreKind::NegElbo { samples }
+            | vae_nostd::ScoreKind::NegLogLikelihood { samples }
+            | vae_nostd::ScoreKind::ReconstructionProbability { samples } => samples.clamp(1, 100),
+        };
+        let chunk = (20_000 / draws).clamp(1, 256);
+        let parts = self.chunked(n, chunk, draws, seed, |vae, ws, lo, hi, rng| {
+            let mut out = vec![0.0f32; hi - lo];
+            vae.score(
+                &Blocked,
+                &x[lo * d..hi * d],
+                hi - lo,
+                kind,
+                rng,
+                ws,
+                &mut out,
+            )?;
+            Ok(out)
+        })?;
+        Ok(parts.concat())
+    }
+
+    /// Latent means μ(x) and log-variances of `x [n][D]`: returns `[n][2Z]` (μ then log σ²).
+    pub fn encode(&self, x: &[f32], n: usize) -> Result<Vec<f32>, Error> {
+        let d = self.cfg.input;
+        let z = self.cfg.latent;
+        if x.len() != n * d {
+            return Err(Error::LengthMismatch {
+                what: "encode data",
+                expected: n * d,
+                actual: x.len(),
+            });
+        }
+        let parts = self.chunked(n, 256, 1, 0, |vae, ws, lo, hi, _| {
+            vae.encode(&Blocked, &x[lo * d..hi * d], hi - lo, ws)?;
+            Ok(ws.head(hi - lo)[..(hi - lo) * 2 * z].to_vec())
+        })?;
+        Ok(parts.concat())
+    }
+
+    /// Decoder means E[x|z] of `z [rows][Z]`: returns `[rows][D]`.
+    pub fn decode_mean(&self, z: &[f32], rows: usize) -> Result<Vec<f32>, Error> {
+        let zd = self.cfg.latent;
+        let d = self.cfg.input;
+        let lik = self.cfg.likelihood;
+        let dout = self.cfg.decoder_out();
+        if z.len() != rows * zd {
+            return Err(Error::LengthMismatch {
+                what: "latents",
+                expected: rows * zd,
+                actual: z.len(),
+            });
+        }
+        let parts = self.chunked(rows, 256, 1, 0, |vae, ws, lo, hi, _| {
+            vae.decode(&Blocked, &z[lo * zd..hi * zd], hi - lo, ws)?;
+            let out = ws.decoder_output(hi - lo);
+            let mut mean = vec![0.0f32; (hi - lo) * d];
+            for (m, o) in mean.chunks_exact_mut(d).zip(out.chunks_exact(dout)) {
+                vae_nostd::likelihood::decoder_mean(lik, m, o);
+            }
+            Ok(mean)
+        })?;
+        Ok(parts.concat())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,342 @@
+//! The training loop: epochs of seeded minibatches, dynamic binarization, learning curves,
+//! periodic atomic checkpoints, a NaN/Inf guard, and exact resumption.
+//!
+//! Every random choice is derived from the run's seed and a position (epoch for the data
+//! order, step for binarization and ε), never from generator state carried across steps: a run
+//! resumed from a checkpoint at step S continues exactly as if it had not stopped.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand_core::{RngCore, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use serde::{Deserialize, Serialize};
+use vae_nostd::{Error as CoreError, Objective};
+
+use crate::data::Dataset;
+use crate::engine::{Engine, derive_seed};
+
+const TAG_EPOCH: u64 = 1;
+const TAG_BINARIZE: u64 = 2;
+const TAG_STEP: u64 = 3;
+const TAG_EVAL: u64 = 4;
+
+/// How inputs are turned into binary data for a Bernoulli decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binarize {
+    /// Use values as given (continuous data, or [0, 1] intensities as Bernoulli means).
+    None,
+    /// 1 where the value exceeds the threshold.
+    Threshold(f32),
+    /// Each value v ∈ [0, 1] becomes 1 with probability v, re-drawn at every step (Burda et al.).
+    Dynamic,
+}
+
+/// When to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Budget {
+    /// Whole passes over the training set.
+    Epochs(u64),
+    /// Training samples seen (the paper's x-axis), rounded up to whole minibatches.
+    Samples(u64),
+}
+
+/// Everything that fixes a training run's result (with the data and initial parameters).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Estimator, samples per datapoint, β.
+    pub estimator: String,
+    /// Draws per datapoint (L or k).
+    pub samples: usize,
+    /// KL weight.
+    pub beta: f32,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Stop rule.
+    pub budget: Budget,
+    /// The run's seed.
+    pub seed: u64,
+    /// Binarization of the inputs.
+    pub binarize: Binarize,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Rows of the training and validation sets used for the learning curves.
+    pub curve_rows: usize,
+}
+
+/// One point of the learning curves (paper Fig. 2).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Optimizer steps so far.
+    pub step: u64,
+    /// Training samples seen.
+    pub samples: u64,
+    /// Lower bound per datapoint on the training subset.
+    pub train_bound: f64,
+    /// Lower bound per datapoint on the validation subset.
+    pub valid_bound: f64,
+    /// KL term on the training subset.
+    pub kl: f64,
+    /// Reconstruction term on the training subset.
+    pub rec: f64,
+}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The bound or gradient became NaN/Inf; parameters were left at their last good values.
+    #[error(
+        "training diverged at step {step} ({samples} samples seen): {cause}; parameters are kept at their last good values"
+    )]
+    Diverged {
+        /// Step that failed.
+        step: u64,
+        /// Samples seen before it.
+        samples: u64,
+        /// The core's error.
+        cause: CoreError,
+    },
+    /// A core error that is not divergence (bad sizes).
+    #[error("training failed: {0}")]
+    Core(#[from] CoreError),
+    /// Saving a checkpoint failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+}
+
+/// Steps in one epoch (the last partial minibatch is dropped).
+pub fn steps_per_epoch(rows: usize, batch: usize) -> u64 {
+    (rows / batch.max(1)).max(1) as u64
+}
+
+/// Total steps of a run.
+pub fn total_steps(cfg: &TrainConfig, rows: usize) -> u64 {
+    match cfg.budget {
+        Budget::Epochs(e) => e * steps_per_epoch(rows, cfg.batch),
+        Budget::Samples(s) => s.div_ceil(cfg.batch as u64),
+    }
+}
+
+/// A seeded Fisher–Yates permutation of `0..n`.
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        p.swap(i, j);
+    }
+    p
+}
+
+/// Writes the rows `idx` of `ds` into `out`, binarized as asked (dynamic with `rng`).
+pub fn gather(
+    ds: &Dataset,
+    idx: &[usize],
+    binarize: Binarize,
+    rng: &mut impl RngCore,
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    for &i in idx {
+        out.extend_from_slice(ds.row(i));
+    }
+    match binarize {
+        Binarize::None => {}
+        Binarize::Threshold(t) => out
+            .iter_mut()
+            .for_each(|v| *v = if *v > t { 1.0 } else { 0.0 }),
+        Binarize::Dynamic => {
+            // 24 random bits per value: 1 with probability v (exact for multiples of 2⁻²⁴).
+            for v in out.iter_mut() {
+                let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
+                *v = if u < *v { 1.0 } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// The first `rows` rows of `ds`, binarized with a fixed seed (for learning curves and eval).
+pub fn fixed_subset(ds: &Dataset, rows: usize, binarize: Binarize, seed: u64) -> (Vec<f32>, usize) {
+    let n = rows.min(ds.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let mut out = Vec::new();
+    gather(
+        ds,
+        &idx,
+        binarize,
+        &mut Pcg64Mcg::seed_from_u64(derive_seed(seed, &[TAG_EVAL])),
+        &mut out,
+    );
+    (out, n)
+}
+
+/// The objective a configuration trains.
+pub fn objective(cfg: &TrainConfig) -> Result<Objective<f32>, CoreError> {
+    let estimator = match cfg.estimator.as_str() {
+        "analytic" => vae_nostd::Estimator::Analytic,
+        "mc" => vae_nostd::Estimator::MonteCarlo,
+        "iwae" => vae_nostd::Estimator::ImportanceWeighted,
+        _ => {
+            return Err(CoreError::InvalidArgument(
+                "estimator must be analytic, mc or iwae",
+            ));
+        }
+    };
+    Ok(Objective {
+        estimator,
+        samples: cfg.samples,
+        beta: cfg.beta,
+    })
+}
+
+/// The next learning-curve point after `samples`: the grid ⌊batch · 1.5^k⌋, a pure function
+/// of the position so a resumed run records the same points.
+pub fn curve_grid_next(samples: u64, batch: usize) -> u64 {
+    let mut g = batch.max(1) as f64;
+    while g as u64 <= samples {
+        g *= 1.5;
+    }
+    g as u64
+}
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// Steps taken.
+    pub step: u64,
+    /// Samples seen.
+    pub samples: u64,
+}
+
+/// Trains `engine` on `train` from `start` to the budget. Calls `checkpoint` every
+/// `checkpoint_every` steps and at the end (the caller writes the file). Learning-curve points
+/// are appended to `curve` at roughly log-spaced sample counts.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    engine: &mut Engine,
+    cfg: &TrainConfig,
+    train: &Dataset,
+    valid: &Dataset,
+    start: Progress,
+    curve: &mut Vec<CurvePoint>,
+    show_progress: bool,
+    mut checkpoint: impl FnMut(&Engine, Progress, &[CurvePoint]) -> Result<(), String>,
+) -> Result<Progress, TrainError> {
+    let obj = objective(cfg)?;
+    let n = train.len();
+    let d = train.dim;
+    let spe = steps_per_epoch(n, cfg.batch);
+    let total = total_steps(cfg, n);
+    let (train_eval, train_rows) = fixed_subset(train, cfg.curve_rows, cfg.binarize, cfg.seed);
+    let (valid_eval, valid_rows) = fixed_subset(valid, cfg.curve_rows, cfg.binarize, cfg.seed ^ 1);
+    let eval_obj = Objective::<f32>::paper();
+    let record =
+        |engine: &Engine, p: Progress, curve: &mut Vec<CurvePoint>| -> Result<(), CoreError> {
+            let seed = derive_seed(cfg.seed, &[TAG_EVAL, p.step]);
+            let tb = engine.evaluate(&train_eval, train_rows, eval_obj, seed, None)?;
+            let vb = if valid_rows > 0 {
+                engine
+                    .evaluate(&valid_eval, valid_rows, eval_obj, seed ^ 1, None)?
+                    .objective
+            } else {
+                f64::NAN
+            };
+            curve.push(CurvePoint {
+                step: p.step,
+                samples: p.samples,
+                train_bound: tb.objective,
+                valid_bound: vb,
+                kl: tb.kl,
+                rec: tb.rec,
+            });
+            Ok(())
+        };
+    let mut p = start;
+    if curve.is_empty() {
+        record(engine, p, curve)?;
+    }
+    let bar = if show_progress {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    if !show_progress {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps {elapsed_precise}<{eta_precise} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(p.step);
+    let mut perm_epoch = u64::MAX;
+    let mut perm = Vec::new();
+    let mut xb = Vec::with_capacity(cfg.batch * d);
+    let mut next_curve = curve_grid_next(p.samples, cfg.batch);
+    let (mut run_obj, mut run_kl, mut run_rec, mut run_n) = (0.0, 0.0, 0.0, 0u32);
+    let t0 = Instant::now();
+    let step0 = p.step;
+    while p.step < total {
+        let epoch = p.step / spe;
+        if epoch != perm_epoch {
+            perm = permutation(n, derive_seed(cfg.seed, &[TAG_EPOCH, epoch]));
+            perm_epoch = epoch;
+        }
+        let pos = (p.step % spe) as usize;
+        let idx = &perm[pos * cfg.batch..((pos + 1) * cfg.batch).min(n)];
+        let mut brng = Pcg64Mcg::seed_from_u64(derive_seed(cfg.seed, &[TAG_BINARIZE, p.step]));
+        gather(train, idx, cfg.binarize, &mut brng, &mut xb);
+        let rows = idx.len();
+        let b = match engine.train_step(&xb, rows, obj, derive_seed(cfg.seed, &[TAG_STEP, p.step]))
+        {
+            Ok(b) => b,
+            Err(
+                e @ (CoreError::NonFiniteLoss
+                | CoreError::NonFiniteGradient
+                | CoreError::NonFiniteInput),
+            ) => {
+                bar.abandon();
+                return Err(TrainError::Diverged {
+                    step: p.step,
+                    samples: p.samples,
+                    cause: e,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        p.step += 1;
+        p.samples += rows as u64;
+        run_obj += b.objective;
+        run_kl += b.kl;
+        run_rec += b.rec;
+        run_n += 1;
+        if run_n == 20 || p.step == total {
+            let secs = t0.elapsed().as_secs_f64().max(1e-9);
+            let sps = (p.step - step0) as f64 * cfg.batch as f64 / secs;
+            let k = run_n as f64;
+            bar.set_message(format!(
+                "bound {:.2} KL {:.2} rec {:.2} | {:.0} samples/s",
+                run_obj / k,
+                run_kl / k,
+                run_rec / k,
+                sps
+            ));
+            (run_obj, run_kl, run_rec, run_n) = (0.0, 0.0, 0.0, 0);
+        }
+        bar.set_position(p.step);
+        if p.samples >= next_curve || p.step == total || p.step.is_multiple_of(spe) {
+            record(engine, p, curve)?;
+            next_curve = curve_grid_next(p.samples, cfg.batch);
+        }
+        if (cfg.checkpoint_every > 0 && p.step.is_multiple_of(cfg.checkpoint_every))
+            || p.step == total
+        {
+            checkpoint(engine, p, curve).map_err(TrainError::Checkpoint)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(p)
+}

@@ -55,6 +55,7 @@
 
 mod config;
 mod error;
+pub mod fastmath;
 mod init;
 pub mod kernel;
 pub mod layers;

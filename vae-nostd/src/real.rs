@@ -1,8 +1,10 @@
 //! The scalar type: `f32` on the device and in the trainer, `f64` for gradient checks.
 //!
-//! Every transcendental function is taken from the [`libm`] crate rather than from `std`, so the
-//! same inputs give bit-identical results on the host and on a Cortex-M (Rust never fuses a
-//! multiply and an add on its own, so the arithmetic itself is already portable).
+//! No transcendental function comes from `std`: `f32`'s hot ones (exp, tanh, ln(1 + x) on
+//! [0, 1]) are the crate's own branch-free routines ([`crate::fastmath`]), the others come from
+//! the [`libm`] crate, so the same inputs give bit-identical results on the host and on a
+//! Cortex-M (Rust never fuses a multiply and an add on its own, so the arithmetic itself is
+//! already portable).
 
 use core::fmt::{Debug, Display};
 use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -44,6 +46,9 @@ pub trait Real:
     fn ln(self) -> Self;
     /// ln(1 + x), accurate for small x.
     fn ln_1p(self) -> Self;
+    /// ln(1 + x) for x ∈ [0, 1] only (softplus, log-sum-exp); may be a faster, branch-free
+    /// routine than [`Real::ln_1p`].
+    fn ln_1p_unit(self) -> Self;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
     /// Square root.
@@ -60,22 +65,20 @@ pub trait Real:
     /// Logistic sigmoid 1 / (1 + e^{-x}), computed without overflow for any x.
     #[inline]
     fn sigmoid(self) -> Self {
-        if self >= Self::ZERO {
-            Self::ONE / (Self::ONE + (-self).exp())
-        } else {
-            let e = self.exp();
-            e / (Self::ONE + e)
-        }
+        // Branch-free (vectorizes): e = e^{−|x|} ≤ 1 never overflows.
+        let e = (-self.abs()).exp();
+        let r = Self::ONE / (Self::ONE + e);
+        if self >= Self::ZERO { r } else { e * r }
     }
     /// softplus(x) = ln(1 + e^x), finite and accurate for any finite x.
     #[inline]
     fn softplus(self) -> Self {
-        self.max(Self::ZERO) + (-self.abs()).exp().ln_1p()
+        self.max(Self::ZERO) + (-self.abs()).exp().ln_1p_unit()
     }
 }
 
 macro_rules! impl_real {
-    ($t:ty, $exp:path, $ln:path, $ln1p:path, $tanh:path, $sqrt:path, $fabs:path) => {
+    ($t:ty, $exp:path, $ln:path, $ln1p:path, $ln1p_unit:path, $tanh:path, $sqrt:path, $fabs:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -102,6 +105,10 @@ macro_rules! impl_real {
                 $ln1p(self)
             }
             #[inline]
+            fn ln_1p_unit(self) -> Self {
+                $ln1p_unit(self)
+            }
+            #[inline]
             fn tanh(self) -> Self {
                 $tanh(self)
             }
@@ -121,12 +128,15 @@ macro_rules! impl_real {
     };
 }
 
+// f32, the device's and the trainer's type: branch-free exp, tanh and ln(1 + x) on [0, 1]
+// from `fastmath` (vectorizable, no f64); the rest from libm. f64 (gradient checks): libm.
 impl_real!(
     f32,
-    libm::expf,
+    crate::fastmath::exp,
     libm::logf,
     libm::log1pf,
-    libm::tanhf,
+    crate::fastmath::ln_1p_unit,
+    crate::fastmath::tanh,
     libm::sqrtf,
     libm::fabsf
 );
@@ -134,6 +144,7 @@ impl_real!(
     f64,
     libm::exp,
     libm::log,
+    libm::log1p,
     libm::log1p,
     libm::tanh,
     libm::sqrt,

@@ -106,7 +106,7 @@ impl<T: Real> Vae<'_, T> {
                         } else {
                             let a = *o;
                             let (hi, lo) = if a > c { (a, c) } else { (c, a) };
-                            hi + (lo - hi).exp().ln_1p()
+                            hi + (lo - hi).exp().ln_1p_unit()
                         }
                     }
                     ScoreKind::ReconstructionProbability { .. } => {

@@ -68,7 +68,20 @@ fn threads_or_all(t: Option<usize>) -> usize {
 
 /// Loads the train/valid/test splits a data specification names, reproducibly from `seed`.
 pub fn load_splits(spec: &str, seed: u64) -> Result<Splits> {
-    let parsed = parse_data_spec(spec).with_context(|| format!("--data {spec}"))?;
+    // `mnist:DIR?valid=N`: how many training images validate (the rest of the spec grammar
+    // is the data module's).
+    let (spec_core, mnist_valid) = match spec
+        .strip_prefix("mnist:")
+        .and_then(|r| r.rsplit_once("?valid="))
+    {
+        Some((dir, n)) => (
+            format!("mnist:{dir}"),
+            n.parse::<usize>()
+                .with_context(|| format!("--data {spec}: valid must be a whole number"))?,
+        ),
+        None => (spec.to_string(), 10_000),
+    };
+    let parsed = parse_data_spec(&spec_core).with_context(|| format!("--data {spec}"))?;
     Ok(match parsed {
         DataSpec::Synthetic { options } => {
             let mut pairs = options;
@@ -81,14 +94,23 @@ pub fn load_splits(spec: &str, seed: u64) -> Result<Splits> {
         }
         DataSpec::Mnist { dir } => {
             let (train, test) = load_mnist_dir(&dir)?;
-            // The usual split: the last 10,000 training images validate.
+            // The usual split: the last 10,000 training images validate; with valid=0 all
+            // 60,000 train and the test set stands in for validation (learning curves only).
             let n = train.len();
-            let cut = n.saturating_sub(10_000);
-            let idx: Vec<usize> = (0..n).collect();
-            Splits {
-                train: train.subset(&idx[..cut]),
-                valid: train.subset(&idx[cut..]),
-                test,
+            if mnist_valid == 0 {
+                Splits {
+                    train,
+                    valid: test.clone(),
+                    test,
+                }
+            } else {
+                let cut = n.saturating_sub(mnist_valid);
+                let idx: Vec<usize> = (0..n).collect();
+                Splits {
+                    train: train.subset(&idx[..cut]),
+                    valid: train.subset(&idx[cut..]),
+                    test,
+                }
             }
         }
         DataSpec::Frey { path } => split_rows(&load_frey(&path)?, 0.1, 0.1, seed, true),
@@ -401,6 +423,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
             InitArg::Paper => Init::PAPER,
             InitArg::Xavier => Init::Xavier,
             InitArg::He => Init::He,
+            InitArg::Torch => Init::TorchLinear,
         };
         init_params(
             &cfg,
@@ -1063,7 +1086,8 @@ fn score_split(
 ) -> Result<ScoreReport> {
     let (x, n) = train::fixed_subset(ds, ds.len(), binarize, seed);
     let scores = engine.score(&x, n, score.kind(samples), seed)?;
-    let cal = ck.calibration;
+    // A threshold only applies to the score it was calibrated on.
+    let cal = ck.calibration.filter(|c| c.score == score);
     let mut text = String::from("index,score,label,anomaly\n");
     for (i, s) in scores.iter().enumerate() {
         let label = ds
@@ -1133,6 +1157,21 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
             a.seed,
         )?;
         ck.calibration = Some(c);
+    }
+    // The CSV first: a bad --csv must not leave a re-calibrated checkpoint behind.
+    let r = score_split(
+        &engine,
+        &ck,
+        pick(&splits, a.split),
+        binarize,
+        a.score,
+        a.samples,
+        a.seed,
+        &a.csv,
+    )?;
+    if a.calibrate
+        && let Some(c) = ck.calibration
+    {
         ck.save(&a.ckpt.checkpoint)
             .with_context(|| format!("{}", a.ckpt.checkpoint.display()))?;
         println!(
@@ -1144,16 +1183,6 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
             a.ckpt.checkpoint.display()
         );
     }
-    let r = score_split(
-        &engine,
-        &ck,
-        pick(&splits, a.split),
-        binarize,
-        a.score,
-        a.samples,
-        a.seed,
-        &a.csv,
-    )?;
     println!("{} scores written to {}", r.n, r.csv.display());
     if let Some(auc) = r.auc {
         println!("ROC AUC {auc:.4}");

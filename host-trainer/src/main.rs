@@ -55,7 +55,9 @@ enum Cmd {
 /// Where data comes from.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data: `synthetic[:key=value,...]`, `mnist:DIR`, `frey:FILE`, `csv:FILE[?window=64&hop=32&label=COL&rate=HZ]`.
+    /// Data: `synthetic[:key=value,...]`, `mnist:DIR[?valid=N]` (N of the 60,000 training
+    /// images validate, default 10000; 0 trains on all and validates on the test set),
+    /// `frey:FILE`, `csv:FILE[?window=64&hop=32&label=COL&rate=HZ]`.
     #[arg(long)]
     pub data: Option<String>,
 }
@@ -87,16 +89,16 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub samples: usize,
     /// Weight of the KL term (β-VAE; 1 is the paper's bound).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub beta: f32,
     /// Optimizer.
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
     /// Step size.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// L2 weight decay (the paper's N(0, I) prior on θ is 1/N for N training points).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub weight_decay: f32,
     /// Minibatch size M.
     #[arg(long)]
@@ -242,7 +244,7 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub calibrate: bool,
     /// Target false-alarm rate for calibration.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub false_alarm_rate: f64,
     /// Output CSV.
     #[arg(long, default_value = "out/scores.csv")]
@@ -316,6 +318,8 @@ pub enum InitArg {
     Xavier,
     /// He normal.
     He,
+    /// PyTorch's nn.Linear default, U(±1/√fan_in) for weights and biases.
+    Torch,
 }
 
 /// Binarization names.

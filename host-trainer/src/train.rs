@@ -99,11 +99,25 @@ pub enum TrainError {
         cause: CoreError,
     },
     /// A core error that is not divergence (bad sizes).
-    #[error("training failed: {0}")]
+    #[error("training failed")]
     Core(#[from] CoreError),
     /// Saving a checkpoint failed.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+}
+
+/// A non-finite bound, gradient or input at `p` is divergence; other core errors are not.
+fn diverged_or_core(cause: CoreError, p: Progress) -> TrainError {
+    match cause {
+        CoreError::NonFiniteLoss | CoreError::NonFiniteGradient | CoreError::NonFiniteInput => {
+            TrainError::Diverged {
+                step: p.step,
+                samples: p.samples,
+                cause,
+            }
+        }
+        e => TrainError::Core(e),
+    }
 }
 
 /// Steps in one epoch (the last partial minibatch is dropped).
@@ -255,7 +269,7 @@ pub fn run(
         };
     let mut p = start;
     if curve.is_empty() {
-        record(engine, p, curve)?;
+        record(engine, p, curve).map_err(|e| diverged_or_core(e, p))?;
     }
     let bar = if show_progress {
         ProgressBar::new(total)
@@ -328,7 +342,11 @@ pub fn run(
         }
         bar.set_position(p.step);
         if p.samples >= next_curve || p.step == total || p.step.is_multiple_of(spe) {
-            record(engine, p, curve)?;
+            // The update may have left parameters whose bound is not finite: divergence too.
+            record(engine, p, curve).map_err(|e| {
+                bar.abandon();
+                diverged_or_core(e, p)
+            })?;
             next_curve = curve_grid_next(p.samples, cfg.batch);
         }
         if (cfg.checkpoint_every > 0 && p.step.is_multiple_of(cfg.checkpoint_every))

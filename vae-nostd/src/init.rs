@@ -20,6 +20,9 @@ pub enum Init {
     Xavier,
     /// He et al. (2015), normal form: W ~ N(0, 2 / fan_in), b = 0 (for ReLU).
     He,
+    /// PyTorch's `nn.Linear` default (`kaiming_uniform_(a = √5)`): W and b ~ U(−1/√fan_in,
+    /// 1/√fan_in). For like-for-like comparisons with PyTorch code.
+    TorchLinear,
 }
 
 impl Init {
@@ -47,10 +50,17 @@ pub fn init_params<T: Real, R: RngCore + ?Sized>(
     for net in [Net::Encoder, Net::Decoder] {
         for i in 0..cfg.num_layers(net) {
             let l = cfg.layer(net, i);
+            if let Init::TorchLinear = init {
+                let bound = 1.0 / libm::sqrt(l.inp as f64);
+                for v in &mut params[l.weight..l.end()] {
+                    *v = T::from_f64((2.0 * crate::rng::uniform01(rng) - 1.0) * bound);
+                }
+                continue;
+            }
             let std = match init {
                 Init::Normal { std } => std,
                 Init::Xavier => libm::sqrt(2.0 / (l.inp + l.out) as f64),
-                Init::He => libm::sqrt(2.0 / l.inp as f64),
+                Init::He | Init::TorchLinear => libm::sqrt(2.0 / l.inp as f64),
             };
             let w = &mut params[l.weight..l.bias];
             fill_standard_normal(rng, w);

@@ -1,0 +1,696 @@
+//! The `host-trainer` binary end to end, on small synthetic data (300 training windows, 200
+//! validation and 200 test windows of 64 × 3; a 192-16-2 model): every command in a fresh
+//! temporary directory, its files read back with the library (`Checkpoint::load`,
+//! `ModelFile::parse`, the `png` decoder).
+//!
+//! * `train` → `eval` → `score --calibrate` → `export` → `sample`, `reconstruct`, `manifold`;
+//! * the same run on 1 and 2 threads (two shards of 32 rows) gives the same bytes;
+//! * a run stopped half way and resumed equals the uninterrupted run, byte for byte;
+//! * bad inputs are refused with one error line that names the file or flag, and nothing on
+//!   disk changes;
+//! * a diverging run stops with an error naming the last good checkpoint, which still loads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use host_trainer::checkpoint::Checkpoint;
+use tempfile::TempDir;
+use vae_nostd::modelfile::ModelFile;
+
+const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
+/// Small synthetic data: 4 steps of 64 windows per epoch.
+const DATA: &str = "synthetic:windows=300,valid_windows=200,test_windows=200";
+const TEST_WINDOWS: usize = 200;
+/// A small model with a 2-D latent space (so `manifold` works), trained quickly.
+const MODEL: [&str; 6] = ["--hidden", "16", "--latent", "2", "--batch", "64"];
+
+/// Runs the binary in `dir` (so default paths like `out/` land there).
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("cannot start host-trainer")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a command that must succeed; returns its stdout.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "host-trainer {} failed ({}):\n{}",
+        args.join(" "),
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// `train` on [`DATA`] with [`MODEL`], quietly, into `out`, with `extra` flags.
+fn train(dir: &Path, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--data", DATA, "--quiet", "--out", out];
+    args.extend(MODEL);
+    args.extend(extra);
+    run(dir, &args)
+}
+
+fn train_ok(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
+    let o = train(dir, out, extra);
+    assert!(
+        o.status.success(),
+        "train {extra:?} failed:\n{}",
+        text(&o.stderr)
+    );
+    dir.join(out).join("checkpoint.safetensors")
+}
+
+fn load(path: &Path) -> Checkpoint {
+    Checkpoint::load(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let bytes = fs::read(&p).unwrap();
+                files.insert(p, bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Runs a command that must be refused: failure status, nothing on stdout, exactly one
+/// `error:` line on stderr containing every one of `needles`, and no file under `dir` created,
+/// changed or removed. Our own errors are the only line on stderr; clap's usage errors (exit
+/// status 2) add usage lines after it. Returns the error line.
+fn refused(dir: &Path, args: &[&str], needles: &[&str]) -> String {
+    let before = snapshot(dir);
+    let out = run(dir, args);
+    let stderr = text(&out.stderr);
+    let what = format!("host-trainer {}", args.join(" "));
+    // 1: our errors; 2: clap's (not a panic's 101 or a signal).
+    assert!(
+        matches!(out.status.code(), Some(1 | 2)),
+        "{what}: {}\n{stderr}",
+        out.status
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what} printed {:?}",
+        text(&out.stdout)
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{what}: stderr {stderr:?}");
+    let line = errors[0];
+    for n in needles {
+        assert!(line.contains(n), "{what}: {line:?} does not name {n:?}");
+    }
+    if out.status.code() != Some(2) {
+        // Besides the error, at most `train`'s opening line (once the run has started).
+        let other: Vec<&str> = stderr
+            .lines()
+            .filter(|l| *l != line && !l.starts_with("training "))
+            .collect();
+        assert!(other.is_empty(), "{what}: more than one line: {stderr:?}");
+    }
+    assert!(
+        before == snapshot(dir),
+        "{what} changed files under {}",
+        dir.display()
+    );
+    line.to_string()
+}
+
+/// Decodes a PNG and checks it is not blank (at least two different pixels).
+fn assert_picture(path: &Path) {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert!(info.width >= 16 && info.height >= 16, "{}", path.display());
+    let bpp = info.line_size / info.width as usize;
+    assert!(bpp >= 1, "{}: sub-byte pixels", path.display());
+    let pixels: BTreeSet<&[u8]> = buf[..info.buffer_size()]
+        .chunks_exact(info.line_size)
+        .flat_map(|row| row[..bpp * info.width as usize].chunks_exact(bpp))
+        .collect();
+    assert!(pixels.len() >= 2, "{} is one flat colour", path.display());
+}
+
+/// The model file matches the checkpoint bit for bit.
+fn assert_model_file_matches(bytes: &[u8], ck: &Checkpoint) {
+    let mf = ModelFile::parse(bytes).unwrap_or_else(|e| panic!("{e:?}"));
+    mf.expect_config(&ck.spec.config().unwrap()).unwrap();
+    assert_eq!(bits(&mf.params().collect::<Vec<_>>()), bits(&ck.params));
+    let offset: Vec<f32> = mf.normalization_offset().collect();
+    let scale: Vec<f32> = mf.normalization_scale().collect();
+    assert_eq!(bits(&offset), bits(&ck.norm.offset));
+    assert_eq!(bits(&scale), bits(&ck.norm.scale));
+    let (w, cw) = (mf.window().unwrap(), ck.window.unwrap());
+    assert_eq!((w.len, w.hop, w.channels), (cw.len, cw.hop, cw.channels));
+    assert_eq!(
+        mf.threshold().map(f32::to_bits),
+        ck.calibration.map(|c| c.threshold.to_bits())
+    );
+}
+
+fn num(v: &serde_json::Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number `{key}` in {v}"))
+}
+
+#[test]
+fn train_eval_score_export_and_draw() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "2", "--threads", "1"]);
+    let c = ckpt.to_str().unwrap();
+    let trained = load(&ckpt);
+    assert_eq!(trained.spec.latent, 2);
+    assert_eq!(trained.train.as_ref().unwrap().step, 8);
+    assert!(trained.calibration.is_none());
+    assert_picture(&dir.join("run/learning_curves.png"));
+
+    // eval: a finite bound, and log p(x) by importance sampling (k = 50) above it on average.
+    let json = ok(
+        dir,
+        &["eval", "--checkpoint", c, "--iw-samples", "50", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("eval --json");
+    assert_eq!(v["iw_samples"], 50);
+    let rows = v["rows"].as_array().unwrap();
+    let all = &rows[0];
+    assert_eq!(all["class"], "all");
+    assert_eq!(all["n"], TEST_WINDOWS);
+    let (elbo, log_px, kl, rec) = (
+        num(all, "elbo"),
+        num(all, "log_px"),
+        num(all, "kl"),
+        num(all, "rec"),
+    );
+    assert!(
+        [elbo, log_px, kl, rec].iter().all(|x| x.is_finite()),
+        "{all}"
+    );
+    assert!(kl >= 0.0, "{all}");
+    assert!((elbo - (rec - kl)).abs() <= 1e-6 * elbo.abs(), "{all}");
+    assert!(
+        log_px >= elbo - 0.1,
+        "log p(x) {log_px} below the ELBO {elbo}"
+    );
+    // Per-class rows (normal and the three anomaly kinds) cover the split.
+    let per_class: u64 = rows[1..].iter().map(|r| r["n"].as_u64().unwrap()).sum();
+    assert_eq!(per_class, TEST_WINDOWS as u64);
+    assert!(rows[1..].iter().all(|r| num(r, "elbo").is_finite()));
+
+    // export before calibration: no threshold.
+    ok(
+        dir,
+        &["export", "--checkpoint", c, "--model", "uncalibrated.vaem"],
+    );
+    assert_model_file_matches(&fs::read(dir.join("uncalibrated.vaem")).unwrap(), &trained);
+
+    // score --calibrate: one CSV row per test window, the threshold saved in the checkpoint,
+    // and nothing else in the checkpoint changed.
+    let stdout = ok(
+        dir,
+        &[
+            "score",
+            "--checkpoint",
+            c,
+            "--calibrate",
+            "--csv",
+            "scores.csv",
+        ],
+    );
+    assert!(stdout.contains("saved in"), "{stdout}");
+    let calibrated = load(&ckpt);
+    let cal = calibrated.calibration.expect("no calibration saved");
+    assert!(cal.threshold.is_finite());
+    assert_eq!(
+        Checkpoint {
+            calibration: None,
+            ..calibrated.clone()
+        },
+        trained
+    );
+    let csv = fs::read_to_string(dir.join("scores.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("index,score,label,anomaly"));
+    let body: Vec<&str> = lines.collect();
+    assert_eq!(body.len(), TEST_WINDOWS);
+    for (i, line) in body.iter().enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 4, "{line}");
+        assert_eq!(f[0], i.to_string());
+        let s: f32 = f[1].parse().unwrap();
+        assert!(s.is_finite(), "{line}");
+        assert!(f[2].parse::<u32>().unwrap() <= 3, "{line}");
+        assert_eq!(f[3], if s > cal.threshold { "1" } else { "0" }, "{line}");
+    }
+
+    // Another score than the calibrated one: no anomaly flags against a foreign threshold.
+    ok(
+        dir,
+        &[
+            "score",
+            "--checkpoint",
+            c,
+            "--score",
+            "rec-prob",
+            "--samples",
+            "4",
+            "--csv",
+            "rp.csv",
+        ],
+    );
+    let csv = fs::read_to_string(dir.join("rp.csv")).unwrap();
+    assert_eq!(csv.lines().count(), TEST_WINDOWS + 1);
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(',')), "{csv}");
+    assert_eq!(load(&ckpt), calibrated);
+
+    // export after calibration: the threshold is in the model file; --rust writes the same
+    // model file next to the generated module.
+    ok(
+        dir,
+        &[
+            "export",
+            "--checkpoint",
+            c,
+            "--model",
+            "model.vaem",
+            "--rust",
+            "gen/model.rs",
+        ],
+    );
+    let model = fs::read(dir.join("model.vaem")).unwrap();
+    assert_model_file_matches(&model, &calibrated);
+    assert_eq!(fs::read(dir.join("gen/model.vaem")).unwrap(), model);
+    let crc = ModelFile::parse(&model).unwrap().crc();
+    let rust = fs::read_to_string(dir.join("gen/model.rs")).unwrap();
+    assert!(rust.contains("include_bytes!(\"model.vaem\")"), "{rust}");
+    assert!(
+        rust.contains(&format!("MODEL_CRC32: u32 = {crc:#010x};")),
+        "{rust}"
+    );
+
+    // Pictures.
+    ok(
+        dir,
+        &[
+            "sample",
+            "--checkpoint",
+            c,
+            "--n",
+            "9",
+            "--png",
+            "samples.png",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "reconstruct",
+            "--checkpoint",
+            c,
+            "--n",
+            "4",
+            "--png",
+            "rec.png",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "manifold",
+            "--checkpoint",
+            c,
+            "--grid",
+            "5",
+            "--png",
+            "manifold.png",
+        ],
+    );
+    for png in ["samples.png", "rec.png", "manifold.png"] {
+        assert_picture(&dir.join(png));
+    }
+    // None of them touched the checkpoint.
+    assert_eq!(load(&ckpt), calibrated);
+}
+
+#[test]
+fn training_is_bit_identical_on_1_and_2_threads() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    // Batch 64 is two shards of 32 rows (engine::shard_count), whatever the thread count.
+    assert_eq!(host_trainer::engine::shard_count(64), 2);
+    let flags = ["--epochs", "2", "--estimator", "mc", "--samples", "2"];
+    let one = train_ok(dir, "t1", &[&flags[..], &["--threads", "1"]].concat());
+    let two = train_ok(dir, "t2", &[&flags[..], &["--threads", "2"]].concat());
+    let (a, b) = (load(&one), load(&two));
+    assert_eq!(bits(&a.params), bits(&b.params));
+    let (ta, tb) = (a.train.unwrap(), b.train.unwrap());
+    assert_eq!(bits(&ta.optim_state), bits(&tb.optim_state));
+    assert_eq!(ta.step, tb.step);
+    // The metadata holds no thread count, time or path: the files are the same bytes.
+    assert!(fs::read(&one).unwrap() == fs::read(&two).unwrap());
+}
+
+#[test]
+fn resumed_training_equals_uninterrupted_training() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let full = train_ok(dir, "full", &["--epochs", "4"]);
+    let half = train_ok(dir, "half", &["--epochs", "2"]);
+    let half_bytes = fs::read(&half).unwrap();
+    assert_eq!(load(&half).train.unwrap().step, 8);
+    // The resumed run writes into --out, not over the checkpoint it resumes from.
+    let resumed = train_ok(
+        dir,
+        "resumed",
+        &["--epochs", "4", "--resume", half.to_str().unwrap()],
+    );
+    assert!(
+        fs::read(&half).unwrap() == half_bytes,
+        "--resume rewrote its input"
+    );
+    let (a, b) = (load(&full), load(&resumed));
+    assert_eq!(bits(&a.params), bits(&b.params));
+    let (ta, tb) = (a.train.as_ref().unwrap(), b.train.as_ref().unwrap());
+    assert_eq!(bits(&ta.optim_state), bits(&tb.optim_state));
+    assert_eq!((ta.step, ta.samples_seen), (16, 16 * 64));
+    assert_eq!((ta.step, ta.samples_seen), (tb.step, tb.samples_seen));
+    assert!(a.info["curve"].as_array().unwrap().len() > 5);
+    assert_eq!(a.info["curve"], b.info["curve"]);
+    assert!(fs::read(&full).unwrap() == fs::read(&resumed).unwrap());
+    // Resuming in place (--out is the checkpoint's directory) gives the same file too.
+    train_ok(
+        dir,
+        "half",
+        &["--epochs", "4", "--resume", half.to_str().unwrap()],
+    );
+    assert!(fs::read(&full).unwrap() == fs::read(&half).unwrap());
+}
+
+#[test]
+fn missing_or_malformed_data_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "1"]);
+    let missing = dir.join("nowhere");
+    let csv = dir.join("ragged.csv");
+    // A CSV cut off in the middle of its third data row.
+    fs::write(&csv, "t,a,b,c\n0,1,2,3\n1,4,5,6\n2,7").unwrap();
+    let garbage = dir.join("garbage.csv");
+    fs::write(&garbage, b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe").unwrap();
+    let specs = [
+        (format!("mnist:{}", missing.display()), missing.clone()),
+        (format!("csv:{}", missing.display()), missing.clone()),
+        (format!("frey:{}", missing.display()), missing.clone()),
+        (format!("csv:{}", csv.display()), csv.clone()),
+        (format!("csv:{}", garbage.display()), garbage.clone()),
+    ];
+    let before = fs::read(&ckpt).unwrap();
+    for (spec, file) in &specs {
+        let file = file.to_str().unwrap();
+        // Over an existing run: its checkpoint and pictures stay as they were.
+        refused(
+            dir,
+            &["train", "--quiet", "--out", "run", "--data", spec],
+            &[file],
+        );
+        refused(
+            dir,
+            &[
+                "eval",
+                "--checkpoint",
+                "run/checkpoint.safetensors",
+                "--data",
+                spec,
+            ],
+            &[file],
+        );
+    }
+    let line = refused(
+        dir,
+        &["train", "--out", "run", "--data", "synthetic:windows=0"],
+        &["--data", "windows"],
+    );
+    assert!(line.contains("synthetic:windows=0"), "{line}");
+    assert!(fs::read(&ckpt).unwrap() == before);
+}
+
+#[test]
+fn bad_flag_values_are_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    train_ok(dir, "run", &["--epochs", "1"]);
+    for (flag, value) in [
+        ("--lr", "-1"),
+        ("--lr", "0"),
+        ("--lr", "nan"),
+        ("--batch", "0"),
+        ("--hidden", "0"),
+        ("--latent", "0"),
+        ("--epochs", "0"),
+        ("--beta", "-1"),
+        ("--weight-decay", "-0.5"),
+        ("--samples", "0"),
+        ("--threads", "0"),
+        ("--estimator", "foo"),
+        ("--optimizer", "foo"),
+        ("--batch", "many"),
+    ] {
+        refused(
+            dir,
+            &[
+                "train", "--data", DATA, "--quiet", "--out", "run", flag, value,
+            ],
+            &[flag],
+        );
+    }
+    let c = "run/checkpoint.safetensors";
+    refused(
+        dir,
+        &[
+            "score",
+            "--checkpoint",
+            c,
+            "--calibrate",
+            "--false-alarm-rate",
+            "-1",
+        ],
+        &["--false-alarm-rate"],
+    );
+    refused(
+        dir,
+        &["score", "--checkpoint", c, "--calibrate", "--samples", "0"],
+        &["--samples"],
+    );
+    refused(
+        dir,
+        &["eval", "--checkpoint", c, "--samples", "0"],
+        &["--samples"],
+    );
+
+    // Outputs that cannot be written (a file where a directory should be): refused, and the
+    // checkpoint is not re-calibrated or overwritten.
+    let bad = "run/checkpoint.safetensors/x";
+    refused(
+        dir,
+        &["score", "--checkpoint", c, "--calibrate", "--csv", bad],
+        &[bad],
+    );
+    refused(dir, &["export", "--checkpoint", c, "--model", bad], &[bad]);
+    refused(dir, &["sample", "--checkpoint", c, "--png", bad], &[bad]);
+    refused(
+        dir,
+        &[
+            &["train", "--data", DATA, "--quiet", "--epochs", "1"][..],
+            &MODEL,
+            &["--out", c],
+        ]
+        .concat(),
+        &[c],
+    );
+}
+
+#[test]
+fn missing_or_corrupt_checkpoints_are_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "1"]);
+    let bytes = fs::read(&ckpt).unwrap();
+    fs::write(dir.join("truncated.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    fs::write(dir.join("header.safetensors"), &bytes[..5]).unwrap();
+    fs::write(dir.join("empty.safetensors"), b"").unwrap();
+    for (path, why) in [
+        ("missing.safetensors", "cannot read"),
+        ("truncated.safetensors", "truncated"),
+        ("header.safetensors", "truncated"),
+        ("empty.safetensors", "truncated"),
+    ] {
+        let with =
+            |cmd: &[&'static str]| -> Vec<&'static str> { [cmd, &["--checkpoint", path]].concat() };
+        refused(dir, &with(&["eval"]), &[path, why]);
+        refused(
+            dir,
+            &with(&["score", "--calibrate", "--csv", "s.csv"]),
+            &[path],
+        );
+        refused(dir, &with(&["export", "--model", "m.vaem"]), &[path]);
+        refused(dir, &with(&["sample", "--png", "s.png"]), &[path]);
+        refused(dir, &with(&["manifold", "--png", "m.png"]), &[path]);
+        refused(
+            dir,
+            &[
+                "train", "--data", DATA, "--quiet", "--out", "run", "--hidden", "16", "--latent",
+                "2", "--resume", path,
+            ],
+            &["--resume", path],
+        );
+    }
+}
+
+#[test]
+fn resume_with_other_flags_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "1"]);
+    let c = ckpt.to_str().unwrap();
+    fn resume<'a>(c: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["train", "--data", DATA, "--quiet", "--out", "run"];
+        args.extend(extra);
+        args.extend(["--epochs", "2", "--resume", c]);
+        args
+    }
+    // Another architecture, resumed in place: refused, the checkpoint untouched.
+    refused(
+        dir,
+        &resume(c, &["--hidden", "32", "--latent", "2", "--batch", "64"]),
+        &["--resume", c, "--hidden"],
+    );
+    refused(
+        dir,
+        &resume(c, &["--hidden", "16", "--latent", "3", "--batch", "64"]),
+        &["--resume", c],
+    );
+    // Same model, other training flags or data.
+    refused(
+        dir,
+        &resume(c, &[&MODEL[..], &["--lr", "0.01"]].concat()),
+        &["--resume", c],
+    );
+    refused(
+        dir,
+        &resume(c, &[&MODEL[..], &["--seed", "2"]].concat()),
+        &["--resume", c, "--seed"],
+    );
+}
+
+#[test]
+fn manifold_needs_a_2d_latent_space() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let o = run(
+        dir,
+        &[
+            "train", "--data", DATA, "--quiet", "--out", "z3", "--hidden", "8", "--latent", "3",
+            "--epochs", "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    refused(
+        dir,
+        &[
+            "manifold",
+            "--checkpoint",
+            "z3/checkpoint.safetensors",
+            "--png",
+            "m.png",
+        ],
+        &["--latent 2", "3"],
+    );
+    assert!(!dir.join("m.png").exists());
+}
+
+#[test]
+fn divergence_stops_and_names_the_last_good_checkpoint() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    // SGD with momentum at step size 10 blows up after a step or two; a checkpoint per step.
+    let o = train(
+        dir,
+        "run",
+        &[
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "10",
+            "--epochs",
+            "4",
+            "--checkpoint-every",
+            "1",
+        ],
+    );
+    let stderr = text(&o.stderr);
+    assert!(!o.status.success(), "did not diverge: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(line.contains("diverged at step"), "{line}");
+    let ckpt = dir.join("run/checkpoint.safetensors");
+    assert!(
+        line.contains("the last good checkpoint is run/checkpoint.safetensors"),
+        "{line}"
+    );
+    let step: u64 = line
+        .split("diverged at step ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no step in {line}"));
+    // The last good checkpoint loads (the loader refuses NaN and infinity), from before the
+    // step that diverged, and still evaluates.
+    let ck = load(&ckpt);
+    assert!(ck.params.iter().all(|p| p.is_finite()));
+    let ck_step = ck.train.unwrap().step;
+    assert!(
+        (1..=step).contains(&ck_step),
+        "checkpoint at step {ck_step}, diverged at {step}"
+    );
+    assert!(!dir.join("run/learning_curves.png").exists());
+
+    // At an absurd step size it diverges before the first checkpoint, and says so.
+    let o = train(
+        dir,
+        "early",
+        &["--optimizer", "adam", "--lr", "1e30", "--epochs", "1"],
+    );
+    let stderr = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(stderr.contains("diverged at step"), "{stderr}");
+    assert!(stderr.contains("no checkpoint was written yet"), "{stderr}");
+    assert!(!dir.join("early/checkpoint.safetensors").exists());
+}

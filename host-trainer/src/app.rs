@@ -1223,9 +1223,11 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
         .threads
         .clone()
         .unwrap_or_else(|| if all > 1 { vec![1, all] } else { vec![1] });
-    let (peak, ghz) = bench::peak_gflops_per_core();
+    let (peak, ghz, fpc) = bench::peak_gflops_per_core();
     if !a.json {
-        println!("f32 peak assumed: {peak:.0} GFLOP/s per core ({ghz:.2} GHz × 32 flops/cycle)");
+        println!(
+            "f32 peak assumed: {peak:.0} GFLOP/s per core ({ghz:.2} GHz nominal × {fpc} flops/cycle)"
+        );
         println!(
             "{:<16} {:<18} {:>5} {:>7} {:>12} {:>9} {:>7}",
             "case", "model", "batch", "threads", "samples/s", "GFLOP/s", "% peak"

@@ -26,14 +26,15 @@ pub fn derive_seed(base: u64, path: &[u64]) -> u64 {
         .fold(splitmix64(base), |h, p| splitmix64(h ^ splitmix64(*p)))
 }
 
-/// Shards per minibatch: about one per 32 rows, a power of two, at most 8. Depends on the batch
-/// size alone, so results do not depend on the thread count.
+/// Shards per minibatch: a power of two, about one per 48 rows, at least 2 from 16 rows (so
+/// two cores share even small batches), at most 8. Depends on the batch size alone, so results
+/// do not depend on the thread count.
 pub fn shard_count(batch: usize) -> usize {
     let mut s = 1;
-    while s * 2 <= 8 && s * 2 * 32 <= batch {
+    while s * 2 <= 8 && s * 2 * 48 <= batch {
         s *= 2;
     }
-    s
+    if batch >= 16 { s.max(2) } else { s }
 }
 
 /// The optimizer, by family.
@@ -289,8 +290,7 @@ impl Engine {
                     let vae = Vae::new(cfg, params)?;
                     let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(step_seed, &[s as u64]));
                     let b = vae.forward(&Blocked, xs, rows, obj, &mut rng, &mut ws)?;
-                    shard.grads.iter_mut().for_each(|g| *g = 0.0);
-                    vae.backward(&Blocked, xs, &mut shard.grads, &mut ws)?;
+                    vae.backward_set(&Blocked, xs, &mut shard.grads, &mut ws)?;
                     Ok((rows, b))
                 })
                 .collect()

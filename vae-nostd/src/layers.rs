@@ -40,8 +40,9 @@ pub fn linear_forward<T: Real, K: Gemm<T> + ?Sized>(
     )
 }
 
-/// Backward of [`linear_forward`]: `dweight += doutᵀ · inp`, `dbias += Σ_r dout[r]`, and, when
-/// given, `dinp = dout · W` (overwritten, not accumulated).
+/// Backward of [`linear_forward`]: `dweight += doutᵀ · inp`, `dbias += Σ_r dout[r]` (with
+/// `accumulate`; otherwise `=`, so the gradient needs no zeroing first), and, when given,
+/// `dinp = dout · W` (overwritten, not accumulated).
 ///
 /// Shapes: `dinp [rows][in_dim]`, `dweight [out_dim][in_dim]`, `dbias [out_dim]`,
 /// `dout [rows][out_dim]`, `inp [rows][in_dim]`, `weight [out_dim][in_dim]`.
@@ -57,12 +58,16 @@ pub fn linear_backward<T: Real, K: Gemm<T> + ?Sized>(
     rows: usize,
     in_dim: usize,
     out_dim: usize,
+    accumulate: bool,
 ) -> Result<(), Error> {
     check_len("linear_backward dout", rows * out_dim, dout.len())?;
     check_len("linear_backward inp", rows * in_dim, inp.len())?;
     check_len("linear_backward weight", out_dim * in_dim, weight.len())?;
     check_len("linear_backward dweight", out_dim * in_dim, dweight.len())?;
     check_len("linear_backward dbias", out_dim, dbias.len())?;
+    if !accumulate {
+        dbias.iter_mut().for_each(|b| *b = T::ZERO);
+    }
     for row in dout.chunks_exact(out_dim.max(1)) {
         for (db, d) in dbias.iter_mut().zip(row) {
             *db += *d;
@@ -73,7 +78,7 @@ pub fn linear_backward<T: Real, K: Gemm<T> + ?Sized>(
         T::ONE,
         MatRef::transposed(dout, out_dim, rows),
         MatRef::row_major(inp, rows, in_dim),
-        T::ONE,
+        if accumulate { T::ONE } else { T::ZERO },
         MatMut::row_major(dweight, out_dim, in_dim),
     )?;
     if let Some(dinp) = dinp {

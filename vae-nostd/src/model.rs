@@ -605,6 +605,29 @@ impl<'p, T: Real> Vae<'p, T> {
         grads: &mut [T],
         ws: &mut Workspace<'_, T>,
     ) -> Result<(), Error> {
+        self.backward_impl(kernel, x, grads, ws, true)
+    }
+
+    /// As [`Vae::backward`], but *writes* the gradient into `grads` (no zeroing needed; saves
+    /// a pass over the parameters per step).
+    pub fn backward_set<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        grads: &mut [T],
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        self.backward_impl(kernel, x, grads, ws, false)
+    }
+
+    fn backward_impl<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        grads: &mut [T],
+        ws: &mut Workspace<'_, T>,
+        accumulate: bool,
+    ) -> Result<(), Error> {
         let Pass { n, obj } = ws.pass.ok_or(Error::NoForwardPass)?;
         check_len("x", n * self.cfg.input, x.len())?;
         check_len("grads", self.cfg.num_params(), grads.len())?;
@@ -678,6 +701,7 @@ impl<'p, T: Real> Vae<'p, T> {
                 rows,
                 inp_dim,
                 out_dim,
+                accumulate,
             )?;
         }
 
@@ -742,7 +766,9 @@ impl<'p, T: Real> Vae<'p, T> {
             let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
             if i == 0 {
                 let dy = &ws.buf[d_out_at..d_out_at + n * out_dim];
-                linear_backward(kernel, None, dw, db, dy, x, w, n, inp_dim, out_dim)?;
+                linear_backward(
+                    kernel, None, dw, db, dy, x, w, n, inp_dim, out_dim, accumulate,
+                )?;
             } else {
                 let inp_at = lay.enc_h[i - 1];
                 let (dinp, dy, inp) = regions(
@@ -751,7 +777,19 @@ impl<'p, T: Real> Vae<'p, T> {
                     d_out_at..d_out_at + n * out_dim,
                     inp_at..inp_at + n * inp_dim,
                 )?;
-                linear_backward(kernel, Some(dinp), dw, db, dy, inp, w, n, inp_dim, out_dim)?;
+                linear_backward(
+                    kernel,
+                    Some(dinp),
+                    dw,
+                    db,
+                    dy,
+                    inp,
+                    w,
+                    n,
+                    inp_dim,
+                    out_dim,
+                    accumulate,
+                )?;
             }
         }
         Ok(())

@@ -195,3 +195,26 @@ fn batched_and_per_sample_paths_agree_in_f32() {
         assert!((*a as f64 - b).abs() <= 1e-5 * scale, "{a} vs {b}");
     }
 }
+
+#[test]
+fn backward_set_writes_what_backward_adds_to_zero() {
+    for (_, cfg) in configs() {
+        let obj = Objective {
+            estimator: Estimator::ImportanceWeighted,
+            samples: 3,
+            beta: 0.5,
+        };
+        let p = params::<f64>(&cfg, 0.4, 5);
+        let x = data::<f64>(&cfg, 2, 6);
+        let e = eps::<f64>(6, cfg.latent, 7);
+        let (_, added) = gradient(&cfg, &p, &x, 2, obj, &e);
+        let mut buf = vec![0.0; cfg.workspace_len(2, 3)];
+        let mut ws = Workspace::new(&cfg, 2, 3, &mut buf).unwrap();
+        let vae = Vae::new(cfg, &p).unwrap();
+        vae.forward_with_eps(&Portable, &x, 2, obj, &e, &mut ws)
+            .unwrap();
+        let mut set = vec![f64::NAN; cfg.num_params()]; // garbage that must be overwritten
+        vae.backward_set(&Portable, &x, &mut set, &mut ws).unwrap();
+        assert!(set.iter().zip(&added).all(|(a, b)| a == b));
+    }
+}

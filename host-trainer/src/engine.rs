@@ -114,37 +114,44 @@ impl Opt {
             }
             Opt::Adagrad(o) => {
                 let o = *o;
-                pool.install(|| {
-                    params
-                        .par_chunks_mut(CHUNK)
-                        .zip(grads.par_chunks(CHUNK))
-                        .zip(state.par_chunks_mut(CHUNK))
-                        .for_each(|((pc, gc), sc)| {
-                            for ((p, g), s) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
-                                let g = *g + o.weight_decay * *p;
-                                *s += g * g;
-                                *p -= o.lr * g / (s.sqrt() + o.eps);
-                            }
-                        })
+                par_update(pool, params, grads, state, move |p, g, s| {
+                    let g = g + o.weight_decay * *p;
+                    *s += g * g;
+                    *p -= o.lr * g / (s.sqrt() + o.eps);
                 });
             }
             Opt::Sgd(o) => {
                 let o = *o;
-                pool.install(|| {
-                    params
-                        .par_chunks_mut(CHUNK)
-                        .zip(grads.par_chunks(CHUNK))
-                        .zip(state.par_chunks_mut(CHUNK))
-                        .for_each(|((pc, gc), sc)| {
-                            for ((p, g), v) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
-                                *v = o.momentum * *v + (*g + o.weight_decay * *p);
-                                *p -= o.lr * *v;
-                            }
-                        })
+                par_update(pool, params, grads, state, move |p, g, v| {
+                    *v = o.momentum * *v + (g + o.weight_decay * *p);
+                    *p -= o.lr * *v;
                 });
             }
         }
     }
+}
+
+/// Applies `f(param, grad, state)` to every element, in parallel chunks (one moment per
+/// parameter: Adagrad, SGD).
+fn par_update(
+    pool: &rayon::ThreadPool,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+    f: impl Fn(&mut f32, f32, &mut f32) + Sync,
+) {
+    const CHUNK: usize = 1 << 14;
+    pool.install(|| {
+        params
+            .par_chunks_mut(CHUNK)
+            .zip(grads.par_chunks(CHUNK))
+            .zip(state.par_chunks_mut(CHUNK))
+            .for_each(|((pc, gc), sc)| {
+                for ((p, g), s) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
+                    f(p, *g, s);
+                }
+            })
+    });
 }
 
 /// Rows, bound and per-datapoint values of one evaluation chunk.

@@ -292,6 +292,23 @@ pub fn log_sum_exp<T: Real>(v: &[T]) -> T {
     m + s.ln()
 }
 
+/// Where one network's activations live in the workspace, for [`Vae::net_backward`].
+struct NetPass {
+    net: Net,
+    rows: usize,
+    /// Hidden outputs (overwritten by their pre-activation gradients).
+    hidden: [usize; crate::MAX_HIDDEN],
+    /// Gradient with respect to the output layer's output.
+    dout: usize,
+    scratch: usize,
+}
+
+/// The first layer's input: a caller's slice (x) or a workspace region (z).
+enum NetInput<'x, T> {
+    External(&'x [T]),
+    Region(usize),
+}
+
 /// A VAE: configuration plus a borrowed flat parameter vector (layout: [`VaeConfig`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Vae<'p, T> {
@@ -315,6 +332,85 @@ impl<'p, T: Real> Vae<'p, T> {
     /// The parameters.
     pub fn params(&self) -> &'p [T] {
         self.params
+    }
+
+    /// Backward through one MLP, output layer first: each hidden output is replaced by its
+    /// pre-activation gradient, parameter gradients go to `grads`, and the first layer's input
+    /// gradient to `dinput` (when given).
+    #[allow(clippy::too_many_arguments)]
+    fn net_backward<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        pass: &NetPass,
+        input: NetInput<'_, T>,
+        dinput: Option<usize>,
+        grads: &mut [T],
+        buf: &mut [T],
+        accumulate: bool,
+    ) -> Result<(), Error> {
+        let rows = pass.rows;
+        let nh = self.cfg.num_layers(pass.net) - 1;
+        for j in (0..=nh).rev() {
+            let l = self.cfg.layer(pass.net, j);
+            let (w, _, inp_dim, out_dim) = self.wb(pass.net, j);
+            let dy_at = if j == nh { pass.dout } else { pass.hidden[j] };
+            let dy_r = dy_at..dy_at + rows * out_dim;
+            if j < nh {
+                // hidden[j] ← scratch ⊙ act'(hidden[j]).
+                let (y, dy) = regions2(
+                    buf,
+                    dy_r.clone(),
+                    pass.scratch..pass.scratch + rows * out_dim,
+                )?;
+                activation_backward(self.cfg.activation, y, dy)?;
+            }
+            let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
+            let dinp_at = if j == 0 { dinput } else { Some(pass.scratch) };
+            let inp_at = match (j, &input) {
+                (0, NetInput::External(x)) => {
+                    // The input lives outside the workspace.
+                    let (dinp, dy) = match dinp_at {
+                        Some(at) => {
+                            let (d, y) = regions2(buf, at..at + rows * inp_dim, dy_r)?;
+                            (Some(d), y)
+                        }
+                        None => (None, &buf[dy_r]),
+                    };
+                    linear_backward(
+                        kernel, dinp, dw, db, dy, x, w, rows, inp_dim, out_dim, accumulate,
+                    )?;
+                    continue;
+                }
+                (0, NetInput::Region(at)) => *at,
+                _ => pass.hidden[j - 1],
+            };
+            let inp_r = inp_at..inp_at + rows * inp_dim;
+            match dinp_at {
+                Some(at) => {
+                    let (dinp, dy, inp) = regions(buf, at..at + rows * inp_dim, dy_r, inp_r)?;
+                    linear_backward(
+                        kernel,
+                        Some(dinp),
+                        dw,
+                        db,
+                        dy,
+                        inp,
+                        w,
+                        rows,
+                        inp_dim,
+                        out_dim,
+                        accumulate,
+                    )?;
+                }
+                None => {
+                    let (dy, inp) = (&buf[dy_r], &buf[inp_r]);
+                    linear_backward(
+                        kernel, None, dw, db, dy, inp, w, rows, inp_dim, out_dim, accumulate,
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn wb(&self, net: Net, i: usize) -> (&'p [T], &'p [T], usize, usize) {
@@ -666,44 +762,23 @@ impl<'p, T: Real> Vae<'p, T> {
             );
         }
 
-        // Decoder layers, output first.
-        let nd = cfg.decoder_hidden.len();
-        for j in (0..=nd).rev() {
-            let l = cfg.layer(Net::Decoder, j);
-            let (w, _, inp_dim, out_dim) = self.wb(Net::Decoder, j);
-            let d_out_at = if j == nd { lay.out } else { lay.dec_h[j] };
-            if j < nd {
-                // dec_h[j] ← scratch ⊙ act'(dec_h[j]).
-                let (y, dy) = regions2(
-                    ws.buf,
-                    d_out_at..d_out_at + rows * out_dim,
-                    lay.scratch..lay.scratch + rows * out_dim,
-                )?;
-                activation_backward(cfg.activation, y, dy)?;
-            }
-            let inp_at = if j == 0 { lay.z } else { lay.dec_h[j - 1] };
-            let dinp_at = if j == 0 { lay.dz } else { lay.scratch };
-            let (dinp, dy, inp) = regions(
-                ws.buf,
-                dinp_at..dinp_at + rows * inp_dim,
-                d_out_at..d_out_at + rows * out_dim,
-                inp_at..inp_at + rows * inp_dim,
-            )?;
-            let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
-            linear_backward(
-                kernel,
-                Some(dinp),
-                dw,
-                db,
-                dy,
-                inp,
-                w,
-                rows,
-                inp_dim,
-                out_dim,
-                accumulate,
-            )?;
-        }
+        // Decoder layers, output first; the input gradient of the first one is dL/dz.
+        let dec = NetPass {
+            net: Net::Decoder,
+            rows,
+            hidden: lay.dec_h,
+            dout: lay.out,
+            scratch: lay.scratch,
+        };
+        self.net_backward(
+            kernel,
+            &dec,
+            NetInput::Region(lay.z),
+            Some(lay.dz),
+            grads,
+            ws.buf,
+            accumulate,
+        )?;
 
         // Through z = μ + σ ⊙ ε to the encoder head, plus the prior/entropy or KL terms.
         {
@@ -750,48 +825,22 @@ impl<'p, T: Real> Vae<'p, T> {
         }
 
         // Encoder layers, head first; the first layer's input gradient is not needed.
-        let ne = cfg.encoder_hidden.len();
-        for i in (0..=ne).rev() {
-            let l = cfg.layer(Net::Encoder, i);
-            let (w, _, inp_dim, out_dim) = self.wb(Net::Encoder, i);
-            let d_out_at = if i == ne { lay.dhead } else { lay.enc_h[i] };
-            if i < ne {
-                let (y, dy) = regions2(
-                    ws.buf,
-                    d_out_at..d_out_at + n * out_dim,
-                    lay.scratch..lay.scratch + n * out_dim,
-                )?;
-                activation_backward(cfg.activation, y, dy)?;
-            }
-            let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
-            if i == 0 {
-                let dy = &ws.buf[d_out_at..d_out_at + n * out_dim];
-                linear_backward(
-                    kernel, None, dw, db, dy, x, w, n, inp_dim, out_dim, accumulate,
-                )?;
-            } else {
-                let inp_at = lay.enc_h[i - 1];
-                let (dinp, dy, inp) = regions(
-                    ws.buf,
-                    lay.scratch..lay.scratch + n * inp_dim,
-                    d_out_at..d_out_at + n * out_dim,
-                    inp_at..inp_at + n * inp_dim,
-                )?;
-                linear_backward(
-                    kernel,
-                    Some(dinp),
-                    dw,
-                    db,
-                    dy,
-                    inp,
-                    w,
-                    n,
-                    inp_dim,
-                    out_dim,
-                    accumulate,
-                )?;
-            }
-        }
+        let enc = NetPass {
+            net: Net::Encoder,
+            rows: n,
+            hidden: lay.enc_h,
+            dout: lay.dhead,
+            scratch: lay.scratch,
+        };
+        self.net_backward(
+            kernel,
+            &enc,
+            NetInput::External(x),
+            None,
+            grads,
+            ws.buf,
+            accumulate,
+        )?;
         Ok(())
     }
 }

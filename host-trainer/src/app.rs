@@ -505,6 +505,16 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     };
     let seconds = t0.elapsed().as_secs_f64();
     let samples_per_s = (end.step - steps_before) as f64 * batch as f64 / seconds.max(1e-9);
+    let last = curve.last().copied();
+    eprintln!(
+        "trained {} steps ({} samples) in {seconds:.1} s: {samples_per_s:.0} samples/s (learning curves included); \
+         train bound {:.3}, validation bound {:.3}; checkpoint {}",
+        end.step - steps_before,
+        end.samples - start.samples,
+        last.map_or(f64::NAN, |c| c.train_bound),
+        last.map_or(f64::NAN, |c| c.valid_bound),
+        ckpt_path.display()
+    );
     let ckpt = make_ckpt(&engine, end, &curve);
     let curve_png = a.out.join("learning_curves.png");
     draw_curves(&curve, &curve_png)?;

@@ -281,7 +281,7 @@ fn render(s: &ExportSummary, model_file: &str) -> String {
     line("//!");
     line("//! Include with `mod model;` from a no_std crate depending on vae-nostd, next to the");
     line("//! model file, and check the model at start-up:");
-    line("//! ```ignore");
+    line("//! ```text");
     line("//! let file = vae_nostd::modelfile::ModelFile::parse(&model::MODEL)?;");
     line("//! file.expect_config(&model::CONFIG)?;");
     line("//! file.copy_params(&mut PARAMS)?; // PARAMS: Buffer<f32, { model::NUM_PARAMS }>");

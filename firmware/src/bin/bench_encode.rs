@@ -1,0 +1,334 @@
+//! Benchmark: executed instructions per encode, per score and per multiply-accumulate, on an
+//! emulated Cortex-M4F.
+//!
+//! Under `qemu-system-arm -icount shift=0` every instruction advances virtual time by 1 ns and
+//! SysTick, clocked from the 25 MHz core clock of `mps2-an386`, counts one tick per 40
+//! executed instructions — exactly, and the same on every run. The program first checks that
+//! rate against a loop of known length, then counts, for two models:
+//!
+//! * the sensor model, 192-64-8 (64-sample 3-axis windows, tanh, Gaussian decoder), and
+//! * the paper's MNIST model, 784-500-20 (tanh, Bernoulli decoder),
+//!
+//! the first dense layer alone (`y = W·x + b`, 64x192 and 500x784, as the encoder calls it),
+//! one full encode (μ and log σ²), and one anomaly score (−ELBO at z = μ: encoder, decoder and
+//! likelihood), each with two kernels: the core's `Portable` and the firmware's `CortexM4`
+//! (`firmware/src/kernel_m4.rs`, assembly inner loop), whose results must be bit-identical
+//! (checked here on every measured output, and in `core_tests`). Weights are a cheap deterministic pattern
+//! of the magnitude of trained weights; the counts do not depend on their values.
+//!
+//! Run: `bash scripts/bench-device.sh` (builds, runs under QEMU with `-icount shift=0` and
+//! prints the ELF's `size`). Without `-icount` the numbers are meaningless. Reported, not
+//! tested: nothing here fails on a slow result.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+/// On the host there is nothing to run: say how to build and run the real program.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "bench_encode is a Cortex-M program: run it with `bash scripts/bench-device.sh` \
+         (QEMU mps2-an386, -icount shift=0)"
+    );
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+mod app {
+    use cortex_m::peripheral::SYST;
+    use cortex_m::peripheral::syst::SystClkSource;
+    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use cortex_m_semihosting::{debug, hprintln};
+    use panic_semihosting as _;
+    use rand_core::SeedableRng;
+    use rand_pcg::Pcg32;
+    use static_cell::ConstStaticCell;
+    use vae_nostd::kernel::{MatMut, MatRef, gemm};
+    use vae_nostd::{
+        Activation, Buffer, Error, Gemm, Likelihood, Portable, ScoreKind, Vae, VaeConfig, Workspace,
+    };
+
+    use firmware::kernel_m4::CortexM4;
+
+    /// Instructions per SysTick tick on mps2-an386 under `-icount shift=0` (25 MHz clock,
+    /// 1 ns per instruction).
+    const INSN_PER_TICK: u32 = 40;
+    /// SysTick is 24 bits wide.
+    const SYST_MASK: u32 = 0x00ff_ffff;
+
+    /// The sensor model: D = 192 (64 samples × 3 axes), one hidden layer of 64, Z = 8.
+    const SENSOR: VaeConfig = VaeConfig::new(
+        192,
+        &[64],
+        8,
+        Activation::Tanh,
+        Likelihood::Gaussian {
+            sigmoid_mean: false,
+        },
+    );
+    /// The paper's MNIST model: 784-500-20, Bernoulli decoder.
+    const MNIST: VaeConfig =
+        VaeConfig::new(784, &[500], 20, Activation::Tanh, Likelihood::Bernoulli);
+
+    static SENSOR_PARAMS: ConstStaticCell<Buffer<f32, { SENSOR.num_params() }>> =
+        ConstStaticCell::new(Buffer::new());
+    static SENSOR_WS: ConstStaticCell<Buffer<f32, { SENSOR.workspace_len(1, 1) }>> =
+        ConstStaticCell::new(Buffer::new());
+    static MNIST_PARAMS: ConstStaticCell<Buffer<f32, { MNIST.num_params() }>> =
+        ConstStaticCell::new(Buffer::new());
+    static MNIST_WS: ConstStaticCell<Buffer<f32, { MNIST.workspace_len(1, 1) }>> =
+        ConstStaticCell::new(Buffer::new());
+
+    #[entry]
+    fn main() -> ! {
+        let mut cp = cortex_m::Peripherals::take().expect("core peripherals");
+        let syst = &mut cp.SYST;
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(SYST_MASK);
+        syst.clear_current();
+        syst.enable_counter();
+        match run(syst) {
+            Ok(()) => {
+                hprintln!("bench_encode: ok");
+                exit(debug::EXIT_SUCCESS)
+            }
+            Err(e) => {
+                hprintln!("bench_encode: error: {}", e);
+                exit(debug::EXIT_FAILURE)
+            }
+        }
+    }
+
+    /// Executed instructions of `f` (to the 40-instruction tick; at most 2²⁴ ticks).
+    #[inline(never)]
+    fn count<R>(mut f: impl FnMut() -> R) -> (u32, R) {
+        let start = SYST::get_current();
+        let r = f();
+        let end = SYST::get_current();
+        (start.wrapping_sub(end) & SYST_MASK, r)
+    }
+
+    /// `n` iterations of a two-instruction loop (`subs`, `bne`).
+    #[inline(never)]
+    fn known_loop(n: u32) {
+        // SAFETY: register-only arithmetic and a local branch; no memory is touched.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "subs {0}, {0}, #1",
+                "bne 2b",
+                inout(reg) n => _,
+                options(nomem, nostack),
+            );
+        }
+    }
+
+    fn run(_syst: &mut SYST) -> Result<(), Error> {
+        // 1. The instruction clock: 2·10⁶ loop instructions must be 50 000 ticks (± 1 for the
+        // few instructions around the loop).
+        let (t, ()) = count(|| known_loop(1_000_000));
+        let (t0, ()) = count(|| known_loop(1));
+        hprintln!(
+            "calibration: 1e6 x (subs, bne) = {} ticks, empty = {} ticks -> {} instructions/tick",
+            t,
+            t0,
+            2_000_000.0 / (t - t0) as f32
+        );
+        if (t - t0).abs_diff(2_000_000 / INSN_PER_TICK) > 1 {
+            hprintln!(
+                "calibration: SysTick is not counting instructions: run QEMU with -icount shift=0"
+            );
+            exit(debug::EXIT_FAILURE);
+        }
+
+        let (params, ws) = (SENSOR_PARAMS.take(), SENSOR_WS.take());
+        let p = bench_model(
+            "sensor 192-64-8",
+            "Portable",
+            &Portable,
+            &SENSOR,
+            &mut params[..],
+            &mut ws[..],
+        )?;
+        let m = bench_model(
+            "sensor 192-64-8",
+            "CortexM4",
+            &CortexM4,
+            &SENSOR,
+            &mut params[..],
+            &mut ws[..],
+        )?;
+        same_bits("sensor 192-64-8", &p, &m)?;
+        let (params, ws) = (MNIST_PARAMS.take(), MNIST_WS.take());
+        let p = bench_model(
+            "mnist 784-500-20",
+            "Portable",
+            &Portable,
+            &MNIST,
+            &mut params[..],
+            &mut ws[..],
+        )?;
+        let m = bench_model(
+            "mnist 784-500-20",
+            "CortexM4",
+            &CortexM4,
+            &MNIST,
+            &mut params[..],
+            &mut ws[..],
+        )?;
+        same_bits("mnist 784-500-20", &p, &m)?;
+        Ok(())
+    }
+
+    /// What a run computed, to compare the two kernels bit for bit: the first layer's outputs
+    /// (bits, FNV-1a), μ and log σ² (FNV-1a) and the score.
+    #[derive(PartialEq)]
+    struct Outputs {
+        layer: u32,
+        head: u32,
+        score: u32,
+    }
+
+    /// FNV-1a over the bits of a slice of `f32`.
+    fn fnv(x: &[f32]) -> u32 {
+        let mut h = 0x811c_9dc5u32;
+        for v in x {
+            for b in v.to_bits().to_le_bytes() {
+                h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+            }
+        }
+        h
+    }
+
+    fn same_bits(name: &str, p: &Outputs, m: &Outputs) -> Result<(), Error> {
+        if p == m {
+            hprintln!("{}: CortexM4 outputs equal Portable's bit for bit", name);
+            Ok(())
+        } else {
+            hprintln!("{}: CortexM4 outputs DIFFER from Portable's", name);
+            Err(Error::InvalidArgument("kernels disagree"))
+        }
+    }
+
+    fn bench_model<K: Gemm<f32>>(
+        name: &str,
+        kname: &str,
+        kernel: &K,
+        cfg: &VaeConfig,
+        params: &mut [f32],
+        ws_buf: &mut [f32],
+    ) -> Result<Outputs, Error> {
+        // Weights ~ U(−0.05, 0.05) from a xorshift: the scale of trained weights, cheap to make.
+        let mut s = 0x9E37_79B9u32;
+        for p in params.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            *p = (s >> 8) as f32 * (0.1 / 16_777_216.0) - 0.05;
+        }
+        let d = cfg.input;
+        let h = cfg.encoder_hidden.width(0);
+        // An input in [0, 1] (valid for both likelihoods): a ramp with a twist.
+        let mut x = [0f32; 784];
+        for (i, v) in x[..d].iter_mut().enumerate() {
+            *v = ((i * 37) % 101) as f32 / 100.0;
+        }
+        let x = &x[..d];
+        let vae = Vae::new(*cfg, &params[..])?;
+        let l0 = cfg.layer(vae_nostd::Net::Encoder, 0);
+        let (w, b) = (&params[l0.weight..l0.bias], &params[l0.bias..l0.end()]);
+
+        // First dense layer alone: y = W·x + b, W [h][d], as `layers::linear_forward` does it.
+        let mut y = [0f32; 500];
+        let y = &mut y[..h];
+        let mut layer = || {
+            y.copy_from_slice(b);
+            gemm(
+                kernel,
+                1.0,
+                MatRef::row_major(x, 1, d),
+                MatRef::transposed(w, d, h),
+                1.0,
+                MatMut::row_major(y, 1, h),
+            )
+        };
+        let (t_layer, r) = count(&mut layer);
+        r?;
+        let (t_layer2, r) = count(&mut layer);
+        r?;
+        let macs = (d * h) as u32;
+        let layer_bits = fnv(y);
+
+        let mut ws = Workspace::new(cfg, 1, 1, ws_buf)?;
+        let (t_enc, r) = count(|| vae.encode(kernel, x, 1, &mut ws));
+        r?;
+        let head_bits = fnv(ws.head(1));
+        let enc_macs = cfg.encoder_params() as u32; // one MAC per weight (+ bias adds)
+        let mut rng = Pcg32::seed_from_u64(1);
+        let mut score = [0f32; 1];
+        let (t_score, r) = count(|| {
+            vae.score(
+                kernel,
+                x,
+                1,
+                ScoreKind::NegElboAtMean,
+                &mut rng,
+                &mut ws,
+                &mut score,
+            )
+        });
+        r?;
+        let all_macs = cfg.num_params() as u32;
+        let k = INSN_PER_TICK;
+        hprintln!("{} [{}]: params {}", name, kname, cfg.num_params());
+        hprintln!(
+            "{} [{}]: layer {}x{} W.x+b: {} instructions ({} on a second run), {} MACs, {} instructions/MAC",
+            name,
+            kname,
+            h,
+            d,
+            t_layer * k,
+            t_layer2 * k,
+            macs,
+            (t_layer * k) as f32 / macs as f32
+        );
+        hprintln!(
+            "{} [{}]: encode (mu, log var): {} instructions, {} instructions/weight",
+            name,
+            kname,
+            t_enc * k,
+            (t_enc * k) as f32 / enc_macs as f32
+        );
+        hprintln!(
+            "{} [{}]: score NegElboAtMean: {} instructions, {} instructions/weight, score {}",
+            name,
+            kname,
+            t_score * k,
+            (t_score * k) as f32 / all_macs as f32,
+            score[0]
+        );
+        Ok(Outputs {
+            layer: layer_bits,
+            head: head_bits,
+            score: score[0].to_bits(),
+        })
+    }
+
+    /// Ends the QEMU session with `status`.
+    fn exit(status: debug::ExitStatus) -> ! {
+        debug::exit(status);
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+
+    #[exception]
+    unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+        hprintln!("bench_encode: HardFault: {:?}", frame);
+        exit(debug::EXIT_FAILURE)
+    }
+
+    #[exception]
+    unsafe fn DefaultHandler(irqn: i16) {
+        hprintln!("bench_encode: unexpected exception or interrupt {}", irqn);
+        exit(debug::EXIT_FAILURE)
+    }
+}

@@ -1,0 +1,211 @@
+//! The application on a BBC micro:bit v2 (nRF52833): the onboard LSM303AGR accelerometer over
+//! I²C (TWIM0, 400 kHz) at the model's sample rate (400 Hz, normal mode, ±2 g), read by polling
+//! its data-ready flag; defmt over RTT; the LED matrix shows the state; button A re-calibrates;
+//! the scores' random draws are seeded from the hardware RNG.
+//!
+//! LEDs: a square ring = calibrating (the first 200 valid windows, 32 s at 400 Hz), a single
+//! centre dot = normal, a cross = anomaly, a horizontal bar = invalid window (a saturated,
+//! ≥ 2000 mg, or unreadable sample). The model expects the board mounted like the simulated
+//! sensor: z along the shaft (gravity +1000 mg on z), x and y radial.
+//!
+//! Flash and run (probe-rs, board on USB): `cargo microbit` (see `.cargo/config.toml`).
+//! Build only: `cargo build -p firmware --release --target thumbv7em-none-eabihf
+//! --no-default-features --features microbit --bin microbit`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("microbit is a Cortex-M program: flash it with `cargo microbit`");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+mod app {
+    use core::cell::RefCell;
+
+    use cortex_m::interrupt::{Mutex, free};
+    use cortex_m_rt::entry;
+    use defmt_rtt as _; // defmt's global logger: RTT.
+    use embedded_hal::digital::InputPin;
+    use firmware::app::{Settings, State};
+    use firmware::board::{Board, SensorError};
+    use firmware::{DEFAULT_MODEL, WORKSPACE_LEN, run, stack};
+    use lsm303agr::interface::I2cInterface;
+    use lsm303agr::mode::MagOneShot;
+    use lsm303agr::{AccelMode, AccelOutputDataRate, AccelScale, Lsm303agr};
+    use microbit::display::nonblocking::{BitImage, Display};
+    use microbit::hal::gpio::{Floating, Input, Pin};
+    use microbit::hal::twim::{Frequency, Twim};
+    use microbit::hal::{Rng, Timer};
+    use microbit::pac::{self, TIMER1, TWIM0, interrupt};
+    use panic_probe as _; // A panic prints over defmt and halts.
+    use static_cell::ConstStaticCell;
+    use vae_nostd::Buffer;
+
+    /// Scoring workspace (activations of one window).
+    static WS: ConstStaticCell<Buffer<f32, WORKSPACE_LEN>> = ConstStaticCell::new(Buffer::new());
+    /// The LED matrix, refreshed from the TIMER1 interrupt.
+    static DISPLAY: Mutex<RefCell<Option<Display<TIMER1>>>> = Mutex::new(RefCell::new(None));
+
+    const RING: BitImage = BitImage::new(&[
+        [1, 1, 1, 1, 1],
+        [1, 0, 0, 0, 1],
+        [1, 0, 0, 0, 1],
+        [1, 0, 0, 0, 1],
+        [1, 1, 1, 1, 1],
+    ]);
+    const DOT: BitImage = BitImage::new(&[
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+        [0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+    ]);
+    const CROSS: BitImage = BitImage::new(&[
+        [1, 0, 0, 0, 1],
+        [0, 1, 0, 1, 0],
+        [0, 0, 1, 0, 0],
+        [0, 1, 0, 1, 0],
+        [1, 0, 0, 0, 1],
+    ]);
+    const BAR: BitImage = BitImage::new(&[
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+    ]);
+
+    /// Polls of the data-ready flag before a read counts as timed out (≫ one 2.5 ms period).
+    const READY_POLLS: u32 = 10_000;
+
+    struct Microbit {
+        sensor: Lsm303agr<I2cInterface<Twim<TWIM0>>, MagOneShot>,
+        button_a: Pin<Input<Floating>>,
+        button_was_down: bool,
+        rng: Rng,
+    }
+
+    impl Board for Microbit {
+        fn read_sample_mg(&mut self) -> Result<[f32; 3], SensorError> {
+            for _ in 0..READY_POLLS {
+                let status = self.sensor.accel_status().map_err(|_| SensorError::Bus)?;
+                if status.xyz_new_data() {
+                    let a = self.sensor.acceleration().map_err(|_| SensorError::Bus)?;
+                    let (x, y, z) = a.xyz_mg();
+                    return Ok([x as f32, y as f32, z as f32]);
+                }
+            }
+            Err(SensorError::Timeout)
+        }
+
+        fn show(&mut self, state: State) {
+            let image = match state {
+                State::Calibrating => &RING,
+                State::Normal => &DOT,
+                State::Anomaly => &CROSS,
+                State::Invalid => &BAR,
+            };
+            free(|cs| {
+                if let Some(d) = DISPLAY.borrow(cs).borrow_mut().as_mut() {
+                    d.show(image);
+                }
+            });
+        }
+
+        fn button_a_pressed(&mut self) -> bool {
+            let down = self.button_a.is_low().unwrap_or(false);
+            let pressed = down && !self.button_was_down;
+            self.button_was_down = down;
+            pressed
+        }
+
+        fn seed(&mut self) -> u64 {
+            self.rng.random_u64()
+        }
+    }
+
+    /// Output data rate for the model's sample rate.
+    fn odr(hz: f32) -> Option<AccelOutputDataRate> {
+        Some(match hz as u32 {
+            1 => AccelOutputDataRate::Hz1,
+            10 => AccelOutputDataRate::Hz10,
+            25 => AccelOutputDataRate::Hz25,
+            50 => AccelOutputDataRate::Hz50,
+            100 => AccelOutputDataRate::Hz100,
+            200 => AccelOutputDataRate::Hz200,
+            400 => AccelOutputDataRate::Hz400,
+            _ => return None,
+        })
+    }
+
+    /// Stops with the "invalid" pattern after a fatal start-up error (already logged).
+    fn halt() -> ! {
+        free(|cs| {
+            if let Some(d) = DISPLAY.borrow(cs).borrow_mut().as_mut() {
+                d.show(&BAR);
+            }
+        });
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+
+    #[entry]
+    fn main() -> ! {
+        stack::paint();
+        let Some(board) = microbit::Board::take() else {
+            defmt::error!("peripherals already taken");
+            halt()
+        };
+        let mut timer = Timer::new(board.TIMER0);
+        let display = Display::new(board.TIMER1, board.display_pins);
+        free(|cs| DISPLAY.borrow(cs).replace(Some(display)));
+        // SAFETY: the handler only touches DISPLAY, through the critical-section mutex.
+        unsafe { pac::NVIC::unmask(pac::Interrupt::TIMER1) };
+
+        let mut rng = Rng::new(board.RNG);
+        let seed = rng.random_u64();
+        let ws = &mut WS.take()[..];
+        let Ok(mut app) = run::start(&DEFAULT_MODEL.0, Settings::DEFAULT, ws, seed) else {
+            halt()
+        };
+        let rate = app.model().window.sample_rate_hz;
+        let Some(odr) = odr(rate) else {
+            defmt::error!("the LSM303AGR has no {=f32} Hz output data rate", rate);
+            halt()
+        };
+        let i2c = Twim::new(board.TWIM0, board.i2c_internal.into(), Frequency::K400);
+        let mut sensor = Lsm303agr::new_with_i2c(i2c);
+        let setup = sensor
+            .init()
+            .and_then(|()| sensor.set_accel_mode_and_odr(&mut timer, AccelMode::Normal, odr))
+            .and_then(|()| sensor.set_accel_scale(AccelScale::G2));
+        if setup.is_err() {
+            defmt::error!("LSM303AGR set-up over I2C failed");
+            halt()
+        }
+        defmt::info!(
+            "LSM303AGR: normal mode, {=f32} Hz, +-2 g; seed {=u64:#x}",
+            rate,
+            seed
+        );
+        let mut b = Microbit {
+            sensor,
+            button_a: board.buttons.button_a.degrade(),
+            button_was_down: false,
+            rng,
+        };
+        run::run(&mut app, &mut b, None);
+        halt()
+    }
+
+    #[interrupt]
+    fn TIMER1() {
+        free(|cs| {
+            if let Some(d) = DISPLAY.borrow(cs).borrow_mut().as_mut() {
+                d.handle_display_event();
+            }
+        });
+    }
+}

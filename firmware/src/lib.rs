@@ -1,0 +1,73 @@
+//! # firmware — on-device encoding and anomaly scoring, one application for every board
+//!
+//! The board-independent application that the programs in `src/bin/` run (the QEMU
+//! `mps2-an386` board fed by a simulated sensor, and the BBC micro:bit v2 with its LSM303AGR
+//! accelerometer). Everything is in static memory or on the stack: no allocator, and no panic
+//! on any data (every data error becomes a logged event).
+//!
+//! ## The pipeline
+//! ```text
+//! Board::read_sample_mg ─► [Windower] ring buffer [len][3] ─► window every `hop` samples
+//!   ├─ a non-finite or saturated (|a| ≥ full scale) sample flags its windows: Verdict::Invalid
+//!   └─► normalization x' = (x − offset)·scale (from the model file, read from flash)
+//!       ─► Vae::score (encoder → μ, log σ² → decoder, the model file's ScoreKind, CortexM4 kernel = Portable's bits)
+//!       ─► Calibrator (first N valid windows) or score > threshold ─► Verdict
+//!       ─► Report (window, verdict, score, μ) ─► log line / telemetry frame, LEDs
+//! ```
+//! * [`app`]: model loading and checks ([`app::Model::load`]), the [`app::Windower`], the
+//!   [`app::App`] that turns samples into [`app::Report`]s.
+//! * [`calibration`]: the streaming on-device threshold (exact empirical quantile from a top-k
+//!   buffer).
+//! * [`telemetry`]: the compact frame that carries a window's latents instead of its samples.
+//! * [`board`]: the [`board::Board`] trait (sensor, LEDs, button A, seed) and the simulated
+//!   board [`board::SimBoard`] used on QEMU (and in host tests).
+//! * `run` and `stack` (Cortex-M only): the main loop with its defmt log lines, shared by the
+//!   programs, and the stack painting that measures the stack's high-water mark.
+//!
+//! The model is the file written by the host trainer, embedded with `include_bytes!`
+//! ([`DEFAULT_MODEL`]); its architecture is fixed at compile time by the generated
+//! [`model::CONFIG`] and checked at start-up. The parameters stay in flash: they are viewed as
+//! `&[f32]` in place (the image is 4-byte aligned), so RAM holds only the activations, the
+//! window buffers and a few hundred bytes of state.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod board;
+pub mod calibration;
+pub mod scenario;
+pub mod telemetry;
+
+#[cfg(target_os = "none")]
+pub mod run;
+#[cfg(target_os = "none")]
+pub mod stack;
+
+/// The default model's generated constants (`host-trainer` export; see `firmware/models/`).
+/// Kept byte for byte as generated (a test compares it with a fresh export), so rustfmt
+/// leaves it alone.
+#[path = "../models/default.rs"]
+#[allow(missing_docs, clippy::all)]
+#[rustfmt::skip]
+pub mod model;
+
+/// Bytes aligned to (at least) 4, so that the f32 parameters inside a model file can be read
+/// in place.
+#[repr(C, align(4))]
+pub struct Aligned<B: ?Sized>(pub B);
+
+/// The default model file (`firmware/models/default.vaem`), 4-byte aligned in flash.
+pub static DEFAULT_MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../models/default.vaem"));
+
+/// The architecture this firmware's buffers are sized for (the default model's).
+pub const CONFIG: vae_nostd::VaeConfig = model::CONFIG;
+/// D: inputs per window (time steps × 3 axes).
+pub const D: usize = CONFIG.input;
+/// Z: latent dimension.
+pub const Z: usize = CONFIG.latent;
+/// Axes per sample.
+pub const CHANNELS: usize = 3;
+/// f32 elements of the scoring workspace for one window and one draw: size the static with it.
+pub const WORKSPACE_LEN: usize = CONFIG.workspace_len(1, 1);
+pub mod kernel_m4;

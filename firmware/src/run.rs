@@ -1,0 +1,203 @@
+//! The main loop shared by the programs, with its defmt log lines (Cortex-M only).
+//!
+//! Log lines (defmt, decoded on the host):
+//! * start-up: the model (CRC-32, architecture, window, score, its own threshold), then the
+//!   calibration plan; or `model rejected: …` and the program stops;
+//! * one line per window: `w=<k> [truth=<label>] <Verdict> score=<f32> frame=[..]` with the
+//!   telemetry frame ([`crate::telemetry`]) holding μ;
+//! * `calibrated: threshold …` when the on-device calibration ends; `button A: …`;
+//! * sensor errors as warnings (their samples count as invalid);
+//! * a summary at the end (QEMU).
+
+use vae_nostd::ScoreKind;
+
+use crate::app::{App, Model, Settings, StartupError, Verdict};
+use crate::board::Board;
+use crate::{CONFIG, telemetry};
+
+/// A plain-words reason for a start-up failure, for the log line.
+pub fn describe(e: &StartupError) -> &'static str {
+    use vae_nostd::modelfile::ModelFileError as M;
+    match e {
+        StartupError::Model(M::BadCrc { .. }) => {
+            "the embedded model file is corrupt (CRC-32 mismatch)"
+        }
+        StartupError::Model(M::ConfigMismatch) => {
+            "the embedded model's architecture differs from the one this firmware was built for"
+        }
+        StartupError::Model(M::BadMagic { .. } | M::UnsupportedVersion { .. }) => {
+            "the embedded data is not a model file this firmware can read"
+        }
+        StartupError::Model(M::Truncated { .. } | M::TooLong { .. }) => {
+            "the embedded model file has the wrong length"
+        }
+        StartupError::Model(_) => "the embedded model file is invalid",
+        StartupError::NoWindow | StartupError::Channels { .. } => {
+            "the model was not trained on 3-axis sensor windows"
+        }
+        StartupError::Unaligned => "the model image is not 4-byte aligned",
+        StartupError::Calibration(_) => "impossible calibration settings",
+        StartupError::Core(_) => "the core refused the configuration",
+    }
+}
+
+/// Checks the model and builds the application, logging what it runs (or why it cannot).
+pub fn start(
+    bytes: &'static [u8],
+    settings: Settings,
+    ws: &'static mut [f32],
+    seed: u64,
+) -> Result<App<'static>, StartupError> {
+    let result = Model::load(bytes).and_then(|m| App::new(m, settings, ws, seed));
+    let app = match result {
+        Ok(app) => app,
+        Err(e) => {
+            defmt::error!(
+                "model rejected: {=str}; stopping. Re-export the model with host-trainer and rebuild ({})",
+                describe(&e),
+                e
+            );
+            return Err(e);
+        }
+    };
+    let f = &app.model().file;
+    let w = app.model().window;
+    defmt::info!(
+        "model CRC-32 {=u32:#010x}: {=usize}-{=usize}-{=usize} {}, window {=usize}x3 hop {=usize} at {=f32} Hz",
+        f.crc(),
+        CONFIG.input,
+        CONFIG.encoder_hidden.width(0),
+        CONFIG.latent,
+        CONFIG.likelihood,
+        w.len,
+        w.hop,
+        w.sample_rate_hz
+    );
+    let score: ScoreKind = f.score();
+    match f.calibration() {
+        Some(t) => defmt::info!(
+            "score {}; model threshold {=f32} at false-alarm rate {=f32}",
+            score,
+            t.value,
+            t.false_alarm_rate
+        ),
+        None => defmt::info!("score {}; the model has no threshold", score),
+    }
+    let c = app.calibrator();
+    defmt::info!(
+        "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top; full scale {=f32} mg",
+        c.windows(),
+        c.rate(),
+        c.allowed_false_alarms() + 1,
+        settings.full_scale_mg
+    );
+    Ok(app)
+}
+
+/// Counts of verdicts, and (on a simulated board) of verdicts against the truth.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, defmt::Format)]
+pub struct Summary {
+    /// Windows completed.
+    pub windows: u32,
+    /// Windows used for calibration.
+    pub calibrating: u32,
+    /// Normal verdicts.
+    pub normal: u32,
+    /// Anomaly verdicts.
+    pub anomaly: u32,
+    /// Invalid windows.
+    pub invalid: u32,
+    /// Windows the core refused.
+    pub error: u32,
+    /// Truly anomalous windows judged after calibration (truth known).
+    pub true_anomalies: u32,
+    /// Of those, flagged.
+    pub detected: u32,
+    /// Truly normal windows judged after calibration.
+    pub true_normal: u32,
+    /// Of those, flagged (false alarms).
+    pub false_alarms: u32,
+}
+
+/// Runs the application on `board` until `max_windows` windows (forever with `None`).
+pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>) -> Summary {
+    let mut s = Summary::default();
+    board.show(crate::app::State::Calibrating);
+    while max_windows.is_none_or(|m| s.windows < m) {
+        if board.button_a_pressed() {
+            defmt::info!(
+                "button A: re-calibrating on the next {=u32} valid windows",
+                app.calibrator().windows()
+            );
+            app.recalibrate();
+            board.show(crate::app::State::Calibrating);
+        }
+        let sample = match board.read_sample_mg() {
+            Ok(v) => v,
+            Err(e) => {
+                defmt::warn!(
+                    "sensor: {} at sample {=u64}; counted as invalid",
+                    e,
+                    app.samples()
+                );
+                [f32::NAN; 3]
+            }
+        };
+        let Some(r) = app.push(sample) else {
+            continue;
+        };
+        s.windows += 1;
+        let truth = board.truth(r.window.first_sample, app.model().window.len);
+        match r.verdict {
+            Verdict::Calibrating => s.calibrating += 1,
+            Verdict::Normal => s.normal += 1,
+            Verdict::Anomaly => s.anomaly += 1,
+            Verdict::Invalid(_) => s.invalid += 1,
+            Verdict::Error(_) => s.error += 1,
+        }
+        let judged = matches!(r.verdict, Verdict::Normal | Verdict::Anomaly);
+        match truth {
+            Some(t) if judged && t != 0 => {
+                s.true_anomalies += 1;
+                s.detected += u32::from(r.verdict == Verdict::Anomaly);
+            }
+            Some(_) if judged => {
+                s.true_normal += 1;
+                s.false_alarms += u32::from(r.verdict == Verdict::Anomaly);
+            }
+            _ => {}
+        }
+        let frame = telemetry::encode(&r);
+        match truth {
+            Some(t) => defmt::info!(
+                "w={=u32} truth={=u8} {} score={=f32} frame={=[u8]:02x}",
+                r.window.index,
+                t,
+                r.verdict,
+                r.score,
+                frame
+            ),
+            None => defmt::info!(
+                "w={=u32} {} score={=f32} frame={=[u8]:02x}",
+                r.window.index,
+                r.verdict,
+                r.score,
+                frame
+            ),
+        }
+        if let Some(t) = r.calibrated {
+            defmt::info!(
+                "calibrated: threshold {=f32} from {=u32} windows (model file: {=f32})",
+                t,
+                app.calibrator().windows(),
+                app.model().file.threshold().unwrap_or(f32::NAN)
+            );
+        }
+        board.show(if app.is_calibrating() {
+            crate::app::State::Calibrating
+        } else {
+            (&r.verdict).into()
+        });
+    }
+    s
+}

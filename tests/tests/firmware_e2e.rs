@@ -1,0 +1,491 @@
+//! End-to-end tests of the firmware (issue 4): the QEMU application on the simulated stream,
+//! the corrupt-model stop, the footprint, and the reproducibility of the committed model.
+//!
+//! The firmware is built by a nested `cargo build` into its own target directory
+//! (`target/firmware-tests`, so the outer `cargo test` never waits for a build lock), run in
+//! `qemu-system-arm -machine mps2-an386` with a time limit, and its defmt log (semihosting
+//! stdout) is decoded with `defmt-decoder` from the table in the ELF.
+//!
+//! Expected files, compared here and regenerated with `UPDATE_EXPECT=1 cargo test -p vae-tests
+//! --test firmware_e2e`:
+//! * `firmware/expected/qemu.run`: the decoded log, one `LEVEL message` line per frame;
+//! * `firmware/expected/qemu.size`, `firmware/expected/microbit.size`: text/data/bss (`size`).
+//!
+//! Without `qemu-system-arm` (or `size`) the tests that need it fail and say how to install it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use defmt_decoder::{DecodeError, Table};
+use firmware::app::{App, Model, Verdict};
+use firmware::board::{Board, SimBoard};
+use firmware::calibration::allowed_false_alarms;
+use firmware::{DEFAULT_MODEL, scenario, telemetry};
+
+const TARGET: &str = "thumbv7em-none-eabihf";
+const QEMU_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    root().join("target/firmware-tests")
+}
+
+fn update() -> bool {
+    std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v != "0")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdin(Stdio::null());
+    c
+}
+
+/// Nested builds one at a time (the tests run in parallel threads).
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// Builds firmware programs for `features` and returns the release directory.
+fn build(features: &[&str], bins: &[&str]) -> PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = cargo();
+    c.args(["build", "-p", "firmware", "--release", "--target", TARGET]);
+    if !features.is_empty() {
+        c.args(["--no-default-features", "--features", &features.join(",")]);
+    }
+    for b in bins {
+        c.args(["--bin", b]);
+    }
+    let out = c.output().expect("run cargo build for the firmware");
+    assert!(
+        out.status.success(),
+        "firmware build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir().join(TARGET).join("release")
+}
+
+/// The QEMU programs, built once.
+fn qemu_elfs() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| build(&[], &["qemu", "qemu_bad_model"]))
+}
+
+struct Run {
+    success: bool,
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Runs an ELF in QEMU (semihosting: stdout carries defmt, the exit code the verdict).
+fn qemu(elf: &Path) -> Run {
+    let mut child = Command::new("qemu-system-arm")
+        .args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic"])
+        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run qemu-system-arm ({e}); install it: sudo apt-get install -y qemu-system-arm"
+            )
+        });
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).ok();
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).ok();
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for qemu") {
+            break s;
+        }
+        if t0.elapsed() > QEMU_TIMEOUT {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("{} timed out after {QEMU_TIMEOUT:?} in QEMU", elf.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        success: status.success(),
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Decodes a defmt stream into `LEVEL message` lines.
+fn decode(elf: &Path, bytes: &[u8]) -> Vec<String> {
+    let elf_bytes = std::fs::read(elf).expect("read the ELF");
+    let table = Table::parse(&elf_bytes)
+        .expect("parse the defmt table")
+        .expect("the ELF has a .defmt section");
+    let mut dec = table.new_stream_decoder();
+    dec.received(bytes);
+    let mut lines = Vec::new();
+    loop {
+        match dec.decode() {
+            Ok(f) => {
+                let level = f
+                    .level()
+                    .map_or("PRINT".to_string(), |l| format!("{l:?}").to_uppercase());
+                lines.push(format!("{level:<5} {}", f.display_message()));
+            }
+            Err(DecodeError::UnexpectedEof) => break,
+            Err(DecodeError::Malformed) => panic!("malformed defmt frame after {lines:#?}"),
+        }
+    }
+    lines
+}
+
+/// Compares `actual` with the expected file, or writes it with UPDATE_EXPECT=1.
+fn expect_file(name: &str, actual: &str) {
+    let path = root().join("firmware/expected").join(name);
+    if update() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .collect();
+        panic!(
+            "{} differs ({} vs {} lines); first differences:\n{}\nRegenerate with \
+             UPDATE_EXPECT=1 cargo test -p vae-tests --test firmware_e2e",
+            path.display(),
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+/// One per-window log line: `w=<k> truth=<t> <Verdict> score=<f32> frame=[a5, 01, ...]`.
+#[derive(Debug)]
+struct WindowLine {
+    index: u32,
+    truth: u8,
+    verdict: String,
+    score: f32,
+    frame: Vec<u8>,
+}
+
+fn parse_window(line: &str) -> Option<WindowLine> {
+    let rest = line.strip_prefix("INFO  w=")?;
+    let (index, rest) = rest.split_once(" truth=")?;
+    let (truth, rest) = rest.split_once(' ')?;
+    let (verdict, rest) = rest.split_once(" score=")?;
+    let (score, frame) = rest.split_once(" frame=")?;
+    let frame = frame
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect();
+    Some(WindowLine {
+        index: index.parse().ok()?,
+        truth: truth.parse().ok()?,
+        verdict: verdict.to_string(),
+        score: score.parse().ok()?,
+        frame,
+    })
+}
+
+/// The host build of the same application on the same scenario: (index, truth, verdict, score).
+fn host_replay() -> Vec<(u32, u8, Verdict, f32)> {
+    let model = Model::load(&DEFAULT_MODEL.0).expect("default model");
+    let mut ws = vec![0f32; firmware::WORKSPACE_LEN];
+    let mut app = App::new(model, scenario::SETTINGS, &mut ws, scenario::SEED).unwrap();
+    let mut board = SimBoard::new(scenario::SIM, scenario::FAULTS, scenario::SEED).unwrap();
+    let mut out = Vec::new();
+    while out.len() < scenario::WINDOWS as usize {
+        let s = board.read_sample_mg().unwrap();
+        if let Some(r) = app.push(s) {
+            let truth = board
+                .truth(r.window.first_sample, model.window.len)
+                .unwrap();
+            out.push((r.window.index, truth, r.verdict, r.score));
+        }
+    }
+    out
+}
+
+#[test]
+fn qemu_app_flags_every_anomaly_and_matches_its_expected_log() {
+    let elf = qemu_elfs().join("qemu");
+    let run = qemu(&elf);
+    let lines = decode(&elf, &run.stdout);
+    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    assert!(
+        run.success,
+        "QEMU app failed (exit {:?}); stderr:\n{}\nlog:\n{text}",
+        run.code, run.stderr
+    );
+    expect_file("qemu.run", &text);
+
+    let windows: Vec<WindowLine> = lines.iter().filter_map(|l| parse_window(l)).collect();
+    assert_eq!(
+        windows.len(),
+        scenario::WINDOWS as usize,
+        "one line per window"
+    );
+    // Every telemetry frame decodes and agrees with its line.
+    for w in &windows {
+        let f = telemetry::decode(&w.frame).unwrap_or_else(|e| panic!("{e}: {w:?}"));
+        assert_eq!(f.window, w.index);
+        assert_eq!(f.score.to_bits(), w.score.to_bits(), "{w:?}");
+        let code = match w.verdict.as_str() {
+            "Calibrating" => 0,
+            "Normal" => 1,
+            "Anomaly" => 2,
+            v if v.starts_with("Invalid(") => 3,
+            v => panic!("unexpected verdict {v}"),
+        };
+        assert_eq!(f.verdict, code, "{w:?}");
+    }
+    // (b) Every injected anomaly window is flagged; false alarms within the rule.
+    let cal = scenario::SETTINGS.calibration_windows as usize;
+    assert!(windows[..cal].iter().all(|w| w.verdict == "Calibrating"));
+    let judged: Vec<&WindowLine> = windows[cal..]
+        .iter()
+        .filter(|w| !w.verdict.starts_with("Invalid"))
+        .collect();
+    let anomalous: Vec<u32> = judged
+        .iter()
+        .filter(|w| w.truth != 0)
+        .map(|w| w.index)
+        .collect();
+    let expected_anomalous: u32 = scenario::EPISODES
+        .iter()
+        .map(|e| e.len / scenario::WINDOW as u32)
+        .sum();
+    assert_eq!(anomalous.len() as u32, expected_anomalous);
+    let missed: Vec<u32> = judged
+        .iter()
+        .filter(|w| w.truth != 0 && w.verdict != "Anomaly")
+        .map(|w| w.index)
+        .collect();
+    assert!(missed.is_empty(), "anomaly windows not flagged: {missed:?}");
+    let normal = judged.iter().filter(|w| w.truth == 0).count() as u32;
+    let false_alarms = judged
+        .iter()
+        .filter(|w| w.truth == 0 && w.verdict == "Anomaly")
+        .count() as u32;
+    let model = Model::load(&DEFAULT_MODEL.0).unwrap();
+    let rate = model.file.false_alarm_rate().unwrap();
+    let allowed = allowed_false_alarms(rate, normal);
+    assert!(
+        false_alarms <= allowed,
+        "{false_alarms} false alarms in {normal} normal windows, allowed {allowed}"
+    );
+    eprintln!(
+        "anomaly windows flagged {}/{}; false alarms {false_alarms}/{normal} (allowed {allowed})",
+        anomalous.len(),
+        anomalous.len()
+    );
+    // The two faulty samples flag exactly their windows.
+    let invalid: Vec<u32> = windows
+        .iter()
+        .filter(|w| w.verdict.starts_with("Invalid"))
+        .map(|w| w.index)
+        .collect();
+    let fault_windows: Vec<u32> = scenario::FAULTS
+        .iter()
+        .map(|f| (f.sample / scenario::WINDOW) as u32)
+        .collect();
+    assert_eq!(invalid, fault_windows);
+    // The host build of the same application gives the same verdicts and the same score bits.
+    let host = host_replay();
+    for (w, (index, truth, verdict, score)) in windows.iter().zip(&host) {
+        assert_eq!((w.index, w.truth), (*index, *truth));
+        assert_eq!(
+            w.score.to_bits(),
+            score.to_bits(),
+            "window {index}: QEMU {} host {score}",
+            w.score
+        );
+        assert_eq!(
+            telemetry::decode(&w.frame).unwrap().verdict,
+            verdict.code(),
+            "window {index}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INFO  calibrated: threshold"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INFO  stack high-water mark: "))
+    );
+}
+
+#[test]
+fn qemu_with_a_corrupt_model_stops_with_a_clear_error() {
+    let elf = qemu_elfs().join("qemu_bad_model");
+    let run = qemu(&elf);
+    let lines = decode(&elf, &run.stdout);
+    assert!(!run.success, "must exit with failure; log: {lines:#?}");
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(
+            "ERROR model rejected: the embedded model file is corrupt (CRC-32 mismatch); stopping."
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("BadCrc"), "{}", lines[0]);
+}
+
+/// `size` (Berkeley format) of an ELF: (text, data, bss).
+fn size(elf: &Path) -> (u64, u64, u64) {
+    let out = Command::new("size")
+        .arg(elf)
+        .output()
+        .expect("run `size` (binutils): sudo apt-get install -y binutils");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u64> = text
+        .lines()
+        .nth(1)
+        .expect("size output")
+        .split_whitespace()
+        .take(3)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2])
+}
+
+fn read_size_file(name: &str) -> Option<(u64, u64, u64)> {
+    let s = std::fs::read_to_string(root().join("firmware/expected").join(name)).ok()?;
+    let get = |k: &str| -> Option<u64> {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k)?.trim().parse().ok())
+    };
+    Some((get("text ")?, get("data ")?, get("bss ")?))
+}
+
+/// Footprint of one image against its recorded `.size`: runtime code (text without the
+/// embedded model file) and static RAM (data + bss) may not grow by more than 10 %.
+fn check_footprint(name: &str, elf: &Path) -> (u64, u64, u64) {
+    let (text, data, bss) = size(elf);
+    let model = firmware::model::MODEL_LEN as u64;
+    let file = format!(
+        "# `size {}` (Berkeley): text includes the {model}-byte model file in flash.\n\
+         # Regenerate: UPDATE_EXPECT=1 cargo test -p vae-tests --test firmware_e2e\n\
+         text {text}\ndata {data}\nbss {bss}\n",
+        elf.strip_prefix(root()).unwrap_or(elf).display()
+    );
+    if !update()
+        && let Some((t0, d0, b0)) = read_size_file(&format!("{name}.size"))
+    {
+        let code0 = t0 - model;
+        let code = text - model;
+        assert!(
+            code * 10 <= code0 * 11,
+            "{name}: runtime code grew from {code0} to {code} bytes (> 10 %)"
+        );
+        assert!(
+            (data + bss) * 10 <= (d0 + b0) * 11,
+            "{name}: static RAM grew from {} to {} bytes (> 10 %)",
+            d0 + b0,
+            data + bss
+        );
+        eprintln!("{name}: text {text} (code {code}, recorded {code0}), data {data}, bss {bss}");
+        return (text, data, bss);
+    }
+    expect_file(&format!("{name}.size"), &file);
+    (text, data, bss)
+}
+
+#[test]
+fn footprint_is_within_budget() {
+    let (_, data, bss) = check_footprint("qemu", &qemu_elfs().join("qemu"));
+    // RAM budget of issue 4: activations + window buffer + 1 KB, against the static RAM plus
+    // the measured stack high-water mark of the QEMU run (in its expected log).
+    let activations = (firmware::WORKSPACE_LEN * 4) as u64;
+    let window = (firmware::D * 4) as u64;
+    let budget = activations + window + 1024;
+    let run =
+        std::fs::read_to_string(root().join("firmware/expected/qemu.run")).unwrap_or_default();
+    let stack: u64 = run
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("INFO  stack high-water mark: ")?
+                .strip_suffix(" bytes")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "qemu RAM: static {} + stack {stack} = {} bytes; issue budget {budget} \
+         (activations {activations} + window {window} + 1024)",
+        data + bss,
+        data + bss + stack
+    );
+    let dir = build(&["microbit"], &["microbit"]);
+    check_footprint("microbit", &dir.join("microbit"));
+}
+
+#[test]
+fn committed_model_is_reproduced_by_the_documented_command() {
+    let out = target_dir().join("default-model");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        cargo()
+            .args(["run", "--release", "-p", "host-trainer", "--", "--out"])
+            .arg(&out)
+            .output()
+            .expect("run the host trainer")
+    };
+    assert!(
+        run.status.success(),
+        "host-trainer failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let made = std::fs::read(out.join("model.vaem")).unwrap();
+    let committed = std::fs::read(root().join("firmware/models/default.vaem")).unwrap();
+    assert!(
+        made == committed,
+        "firmware/models/default.vaem differs from what `cargo run -p host-trainer --release -- \
+         --out DIR` writes to DIR/model.vaem ({} vs {} bytes); see firmware/models/README.md",
+        committed.len(),
+        made.len()
+    );
+    // The generated source, with the model file renamed as committed.
+    let rs = std::fs::read_to_string(out.join("model.rs"))
+        .unwrap()
+        .replace("model.vaem", "default.vaem");
+    let committed_rs = std::fs::read_to_string(root().join("firmware/models/default.rs")).unwrap();
+    assert_eq!(rs, committed_rs, "firmware/models/default.rs is stale");
+}

@@ -40,6 +40,8 @@ pub mod scenario;
 pub mod telemetry;
 
 #[cfg(target_os = "none")]
+pub mod qemu;
+#[cfg(target_os = "none")]
 pub mod run;
 #[cfg(target_os = "none")]
 pub mod stack;

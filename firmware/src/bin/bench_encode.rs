@@ -35,7 +35,7 @@ fn main() {
 mod app {
     use cortex_m::peripheral::SYST;
     use cortex_m::peripheral::syst::SystClkSource;
-    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use cortex_m_rt::entry;
     use cortex_m_semihosting::{debug, hprintln};
     use panic_semihosting as _;
     use rand_core::SeedableRng;
@@ -312,23 +312,6 @@ mod app {
         })
     }
 
-    /// Ends the QEMU session with `status`.
-    fn exit(status: debug::ExitStatus) -> ! {
-        debug::exit(status);
-        loop {
-            cortex_m::asm::wfi();
-        }
-    }
-
-    #[exception]
-    unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-        hprintln!("bench_encode: HardFault: {:?}", frame);
-        exit(debug::EXIT_FAILURE)
-    }
-
-    #[exception]
-    unsafe fn DefaultHandler(irqn: i16) {
-        hprintln!("bench_encode: unexpected exception or interrupt {}", irqn);
-        exit(debug::EXIT_FAILURE)
-    }
+    firmware::qemu_fault_handlers!("bench_encode");
+    use firmware::qemu::exit;
 }

@@ -42,7 +42,7 @@ mod cases;
 mod app {
     use core::fmt::Write as _;
 
-    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use cortex_m_rt::entry;
     use cortex_m_semihosting::{debug, hprintln};
     use panic_semihosting as _;
     use vae_nostd::kernel::{MatMut, MatRef, gemm};
@@ -491,25 +491,6 @@ mod app {
         t.check("CortexM4 kernel equals Portable bit for bit", bad == 0);
     }
 
-    /// Ends the QEMU session with `status`.
-    fn exit(status: debug::ExitStatus) -> ! {
-        debug::exit(status);
-        loop {
-            cortex_m::asm::wfi();
-        }
-    }
-
-    /// A `HardFault` fails the run.
-    #[exception]
-    unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-        hprintln!("core_tests: HardFault: {:?}", frame);
-        exit(debug::EXIT_FAILURE)
-    }
-
-    /// Any other exception or interrupt fails the run too.
-    #[exception]
-    unsafe fn DefaultHandler(irqn: i16) {
-        hprintln!("core_tests: unexpected exception or interrupt {}", irqn);
-        exit(debug::EXIT_FAILURE)
-    }
+    firmware::qemu_fault_handlers!("core_tests");
+    use firmware::qemu::exit;
 }

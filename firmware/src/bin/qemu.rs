@@ -79,13 +79,7 @@ mod app {
         })
     }
 
-    /// Ends the QEMU session with `status`.
-    fn exit(status: debug::ExitStatus) -> ! {
-        debug::exit(status);
-        loop {
-            cortex_m::asm::wfi();
-        }
-    }
+    use firmware::qemu::exit;
 
     #[exception]
     unsafe fn HardFault(frame: &ExceptionFrame) -> ! {

@@ -24,7 +24,7 @@ fn main() {
 mod app {
     use core::f32::consts::PI;
 
-    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use cortex_m_rt::entry;
     use cortex_m_semihosting::{debug, hprintln};
     use panic_semihosting as _; // A panic prints its message and exits QEMU with failure.
     use rand_core::SeedableRng;
@@ -129,25 +129,6 @@ mod app {
         hprintln!("{}[{}] = {:#010x} {}", name, index, v.to_bits(), v);
     }
 
-    /// Ends the QEMU session with `status`; spins if no debugger or emulator is listening.
-    fn exit(status: debug::ExitStatus) -> ! {
-        debug::exit(status);
-        loop {
-            cortex_m::asm::wfi();
-        }
-    }
-
-    /// A `HardFault` (bad memory access, undefined instruction, ...) fails the run.
-    #[exception]
-    unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-        hprintln!("qemu_smoke: HardFault: {:?}", frame);
-        exit(debug::EXIT_FAILURE)
-    }
-
-    /// Any other unexpected exception or interrupt fails the run too.
-    #[exception]
-    unsafe fn DefaultHandler(irqn: i16) {
-        hprintln!("qemu_smoke: unexpected exception or interrupt {}", irqn);
-        exit(debug::EXIT_FAILURE)
-    }
+    firmware::qemu_fault_handlers!("qemu_smoke");
+    use firmware::qemu::exit;
 }

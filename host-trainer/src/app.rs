@@ -477,6 +477,8 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     // Learning curves on the validation split: only its normal rows for anomaly data (the
     // bound of anomalies is meant to fall as the model learns what is normal).
     let curve_valid = normal_rows(&splits.valid);
+    // The last good checkpoint of *this* run: one it wrote, or the one it resumed from.
+    let mut last_good: Option<(PathBuf, u64)> = a.resume.clone().map(|p| (p, start.step));
     let result = train::run(
         &mut engine,
         &tc,
@@ -486,20 +488,20 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         &mut curve,
         show,
         |e, p, c| {
-            make_ckpt(e, p, c)
-                .save(&ckpt_path)
-                .map_err(|err| format!("{}: {err}", ckpt_path.display()))
+            make_ckpt(e, p, c).save(&ckpt_path).map_err(|err| err.to_string())?;
+            last_good = Some((ckpt_path.clone(), p.step));
+            Ok(())
         },
     );
     let end = match result {
         Ok(p) => p,
         Err(e @ train::TrainError::Diverged { .. }) => {
-            let hint = if ckpt_path.exists() {
-                format!("the last good checkpoint is {}", ckpt_path.display())
-            } else {
-                "no checkpoint was written yet".into()
+            let hint = match &last_good {
+                Some((path, step)) => format!("the last good checkpoint is {} (step {step})", path.display()),
+                None => "no checkpoint was written by this run".into(),
             };
-            bail!("{e}; {hint}; lower --lr (now {lr}) or try --optimizer adam");
+            let other = if optimizer == OptimizerArg::Adam { "" } else { " or try --optimizer adam" };
+            bail!("{e}; {hint}; lower --lr (now {lr}){other}");
         }
         Err(e) => return Err(e.into()),
     };

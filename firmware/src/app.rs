@@ -1,6 +1,22 @@
-//! The application: a checked model ([`Model`]), the sample ring buffer ([`Windower`]) and the
-//! per-window pipeline ([`App`]): normalization → score (with μ, log σ² as a by-product) →
-//! calibration or threshold → [`Report`].
+//! The application: a checked model ([`Model`]), the windowing and normalization of the sample
+//! stream ([`Windower`]), the per-window pipeline ([`App`]): score (with μ, log σ² as a
+//! by-product) → calibration or threshold → [`Report`]; and the one block of RAM they work in
+//! ([`Buffers`], a static on the device).
+//!
+//! ## RAM
+//! Every buffer is in [`Buffers`]: the scoring workspace (the activations of one window,
+//! [`crate::WORKSPACE_LEN`] f32), the window `Vae::score` reads ([`D`] f32), the calibration's
+//! top-k ([`MAX_TOP`] f32) and, only when the model's hop is shorter than its window, a ring of
+//! raw samples ([`RING_LEN`] f32). [`App`] itself holds borrows of them and a few words of
+//! state.
+//!
+//! With hop ≥ window length (the default model: hop 64 = length 64) every sample belongs to at
+//! most one window at a fixed position, so it is normalized as it arrives, straight into the
+//! window buffer, and there is no ring: the window buffer is the only sample storage. With
+//! hop < length a sample is in several windows at different positions (and the normalization
+//! is per position), so raw samples are kept in a ring of `len × 3` and each window is copied
+//! out of it and normalized: 4·D more bytes (768 B for a 64 × 3 window). [`RING_LEN`] sizes the
+//! ring from the generated model constants (0 for the default model).
 
 use core::fmt;
 
@@ -9,8 +25,47 @@ use rand_pcg::Pcg32;
 use vae_nostd::modelfile::{ModelFile, ModelFileError, Window};
 use vae_nostd::{ScoreKind, Vae, VaeConfig, Workspace};
 
-use crate::calibration::{CalibrationError, Calibrator};
-use crate::{CHANNELS, CONFIG, D, Z};
+use crate::calibration::{CalibrationError, Calibrator, MAX_TOP};
+use crate::{CHANNELS, CONFIG, D, WORKSPACE_LEN, Z, model};
+
+/// f32 elements of the raw-sample ring: 0 when the built-in model's hop is at least its window
+/// length (each sample is normalized straight into the window), else `D`.
+pub const RING_LEN: usize = if model::WINDOW_HOP >= model::WINDOW_LEN {
+    0
+} else {
+    D
+};
+
+/// All of the application's RAM apart from a few words of state: one `static` on the device
+/// (`ConstStaticCell<Buffers>`), so none of it is on the stack.
+pub struct Buffers {
+    /// Scoring workspace: the activations of one window. Shape: `[WORKSPACE_LEN]`.
+    pub ws: [f32; WORKSPACE_LEN],
+    /// The normalized window `Vae::score` reads, oldest sample first. Shape: `[len][3]`.
+    pub window: [f32; D],
+    /// Raw samples by time step modulo `len` (hop < len only). Shape: `[len][3]` or empty.
+    pub ring: [f32; RING_LEN],
+    /// The calibration's largest scores. Shape: `[MAX_TOP]`.
+    pub top: [f32; MAX_TOP],
+}
+
+impl Buffers {
+    /// All zeros (a `const`, so the static is in `.bss`).
+    pub const fn new() -> Self {
+        Buffers {
+            ws: [0.0; WORKSPACE_LEN],
+            window: [0.0; D],
+            ring: [0.0; RING_LEN],
+            top: [0.0; MAX_TOP],
+        }
+    }
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Application settings that are not in the model file.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,6 +105,9 @@ pub enum StartupError {
     },
     /// The parameters cannot be read in place (the image is not 4-byte aligned).
     Unaligned,
+    /// The model's hop is shorter than its window but this firmware was built without the
+    /// raw-sample ring ([`RING_LEN`] = 0: the built-in model's hop is its window length).
+    NoRing,
     /// The calibration settings are impossible (rate outside [0, 1), N = 0, top-k too large).
     Calibration(CalibrationError),
     /// The core refused the configuration or the workspace.
@@ -86,6 +144,9 @@ impl fmt::Display for StartupError {
             StartupError::Unaligned => {
                 f.write_str("model image is not 4-byte aligned: embed it in `Aligned`")
             }
+            StartupError::NoRing => f.write_str(
+                "model rejected: its hop is shorter than its window, and this firmware has no sample ring",
+            ),
             StartupError::Calibration(e) => write!(f, "calibration settings: {e}"),
             StartupError::Core(e) => write!(f, "core: {e}"),
         }
@@ -99,6 +160,10 @@ pub struct Model<'m> {
     pub file: ModelFile<'m>,
     /// The parameters, in place in the image. Shape: `[num_params]`.
     pub params: &'m [f32],
+    /// Normalization offset, in place in the image. Shape: `[D]`.
+    pub offset: &'m [f32],
+    /// Normalization scale, in place in the image. Shape: `[D]`.
+    pub scale: &'m [f32],
     /// Window geometry: `len × 3 = D`.
     pub window: Window,
 }
@@ -120,25 +185,36 @@ impl<'m> Model<'m> {
                 found: window.channels,
             });
         }
-        // The parameters are the 4P bytes before the CRC (module docs of modelfile).
-        let p = cfg.num_params();
+        // The parameters are the 4P bytes before the CRC, after the normalization's offset and
+        // scale (4D bytes each; module docs of modelfile).
+        let (p, d) = (cfg.num_params(), cfg.input);
         let end = bytes.len().saturating_sub(vae_nostd::modelfile::CRC_LEN);
-        let raw = bytes
-            .get(end.saturating_sub(4 * p)..end)
+        let view = |from: usize, n: usize, parsed: vae_nostd::modelfile::F32s<'m>| {
+            let raw = bytes
+                .get(from..from + 4 * n)
+                .ok_or(StartupError::Unaligned)?;
+            let v: &'m [f32] =
+                bytemuck::try_cast_slice(raw).map_err(|_| StartupError::Unaligned)?;
+            // Same values as the parser decodes (catches a big-endian target, or a wrong offset).
+            if v.len() != n
+                || parsed.len() != n
+                || !v
+                    .iter()
+                    .zip(parsed)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            {
+                return Err(StartupError::Unaligned);
+            }
+            Ok(v)
+        };
+        let start = end
+            .checked_sub(4 * p + 8 * d)
             .ok_or(StartupError::Unaligned)?;
-        let params: &[f32] = bytemuck::try_cast_slice(raw).map_err(|_| StartupError::Unaligned)?;
-        // Same values as the parser decodes (catches a big-endian target, or a wrong offset).
-        if params.len() != p
-            || !params
-                .iter()
-                .zip(file.params())
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-        {
-            return Err(StartupError::Unaligned);
-        }
         Ok(Model {
+            offset: view(start, d, file.normalization_offset())?,
+            scale: view(start + 4 * d, d, file.normalization_scale())?,
+            params: view(start + 8 * d, p, file.params())?,
             file,
-            params,
             window,
         })
     }
@@ -185,34 +261,65 @@ pub struct WindowInfo {
     pub invalid: Option<Invalid>,
 }
 
-/// The sample ring buffer: the last `len` samples of 3 axes; a window completes every `hop`
-/// samples once `len` have arrived (window k covers samples `[k·hop, k·hop + len)`).
-#[derive(Clone, Debug)]
-pub struct Windower {
-    /// Raw samples, mg, by time step modulo `len`. Shape: `[len][3]`.
-    ring: [f32; D],
+/// Cuts the sample stream into windows of `len` time steps every `hop` samples (window k covers
+/// samples `[k·hop, k·hop + len)`), checks every sample, and hands out each completed window
+/// normalized, `x' = (x − offset)·scale`, in one buffer of `[len][3]`.
+///
+/// hop ≥ len: each sample is normalized as it arrives into its slot of the window buffer
+/// (samples between windows are only checked). hop < len: raw samples go to a ring of
+/// `[len][3]`, and each completed window is copied out of it, oldest first, and normalized.
+/// Either way the window holds bit for bit the same values.
+#[derive(Debug)]
+pub struct Windower<'b> {
+    /// The latest completed window, normalized, oldest sample first. Shape: `[len][3]`.
+    window: &'b mut [f32; D],
+    /// Raw samples, mg, by time step modulo `len` (hop < len only). Shape: `[len][3]`.
+    ring: &'b mut [f32],
+    offset: &'b [f32],
+    scale: &'b [f32],
     len: usize,
     hop: usize,
     /// Samples pushed so far.
     n: u64,
+    /// `n` modulo the period: `hop` (hop ≥ len) or `len` (ring).
+    phase: usize,
     /// The latest bad sample.
     last_bad: Option<Invalid>,
     full_scale_mg: f32,
 }
 
-impl Windower {
-    /// An empty buffer for windows of `len` time steps (`3·len = D`) every `hop` samples.
-    pub fn new(len: usize, hop: usize, full_scale_mg: f32) -> Result<Self, StartupError> {
-        if len * CHANNELS != D || hop == 0 {
+impl<'b> Windower<'b> {
+    /// An empty stream for windows of `len` time steps (`3·len = D`) every `hop` samples,
+    /// normalized with `offset` and `scale` (`[D]` each). `ring` (`[D]`) is needed only when
+    /// hop < len, and may be empty otherwise.
+    pub fn new(
+        len: usize,
+        hop: usize,
+        full_scale_mg: f32,
+        normalization: (&'b [f32], &'b [f32]),
+        window: &'b mut [f32; D],
+        ring: &'b mut [f32],
+    ) -> Result<Self, StartupError> {
+        let (offset, scale) = normalization;
+        if len * CHANNELS != D || hop == 0 || offset.len() != D || scale.len() != D {
             return Err(StartupError::Model(ModelFileError::Inconsistent(
                 "window length × 3 differs from the firmware's input dimension",
             )));
         }
+        let ring = if hop < len {
+            ring.get_mut(..D).ok_or(StartupError::NoRing)?
+        } else {
+            &mut ring[..0]
+        };
         Ok(Windower {
-            ring: [0.0; D],
+            window,
+            ring,
+            offset,
+            scale,
             len,
             hop,
             n: 0,
+            phase: 0,
             last_bad: None,
             full_scale_mg,
         })
@@ -223,7 +330,13 @@ impl Windower {
         self.n
     }
 
-    /// Adds one sample (mg); returns the window it completes, if any.
+    /// The latest completed window, normalized, oldest sample first. Shape: `[len][3]`.
+    pub fn window(&self) -> &[f32; D] {
+        self.window
+    }
+
+    /// Adds one sample (mg); returns the window it completes, if any (then [`Self::window`]
+    /// holds it).
     pub fn push(&mut self, acc_mg: [f32; 3]) -> Option<WindowInfo> {
         let n = self.n;
         for (axis, &a) in acc_mg.iter().enumerate() {
@@ -245,12 +358,43 @@ impl Windower {
                 self.last_bad = bad;
             }
         }
-        let slot = (n % self.len as u64) as usize * CHANNELS;
-        self.ring[slot..slot + CHANNELS].copy_from_slice(&acc_mg);
+        let direct = self.ring.is_empty();
+        let slot = self.phase * CHANNELS;
+        if direct {
+            // hop ≥ len: this sample's place in its window (if it is in one) is `phase`.
+            if let (Some(w), Some(o), Some(s)) = (
+                self.window.get_mut(slot..slot + CHANNELS),
+                self.offset.get(slot..slot + CHANNELS),
+                self.scale.get(slot..slot + CHANNELS),
+            ) {
+                for (((w, a), o), s) in w.iter_mut().zip(acc_mg).zip(o).zip(s) {
+                    *w = (a - o) * s;
+                }
+            }
+        } else {
+            self.ring[slot..slot + CHANNELS].copy_from_slice(&acc_mg);
+        }
+        self.phase += 1;
+        if self.phase == if direct { self.hop } else { self.len } {
+            self.phase = 0;
+        }
         self.n = n + 1;
         let len = self.len as u64;
         if self.n < len || !(self.n - len).is_multiple_of(self.hop as u64) {
             return None;
+        }
+        if !direct {
+            // Oldest first: the ring from the next slot to write on, then from the start.
+            let (older, newer) = self.ring.split_at(self.phase * CHANNELS);
+            for (((w, a), o), s) in self
+                .window
+                .iter_mut()
+                .zip(newer.iter().chain(older))
+                .zip(self.offset)
+                .zip(self.scale)
+            {
+                *w = (a - o) * s;
+            }
         }
         let first = self.n - len;
         Some(WindowInfo {
@@ -258,14 +402,6 @@ impl Windower {
             first_sample: first,
             invalid: self.last_bad.filter(|b| b.sample() >= first),
         })
-    }
-
-    /// Copies the latest window, oldest sample first, into `out`. Shape: `[len][3]`.
-    pub fn copy_window(&self, out: &mut [f32; D]) {
-        let start = (self.n % self.len as u64) as usize * CHANNELS;
-        let (older, newer) = self.ring.split_at(start);
-        out[..newer.len()].copy_from_slice(newer);
-        out[newer.len()..].copy_from_slice(older);
     }
 }
 
@@ -342,39 +478,50 @@ pub struct Report {
     pub calibrated: Option<f32>,
 }
 
-/// The application state: a model, the ring buffer, the workspace, the calibration.
+/// The application state: a model, the windower, the workspace, the calibration. Its buffers
+/// are borrowed from [`Buffers`]; the rest is a few hundred bytes.
 pub struct App<'m> {
     model: Model<'m>,
-    windower: Windower,
-    /// The normalized window. Shape: `[len][3]`.
-    x: [f32; D],
-    ws: &'m mut [f32],
+    windower: Windower<'m>,
+    ws: &'m mut [f32; WORKSPACE_LEN],
     rng: Pcg32,
-    calibrator: Calibrator,
+    calibrator: Calibrator<'m>,
     calibrating: bool,
     threshold: f32,
 }
 
 impl<'m> App<'m> {
-    /// Starts in calibration. `ws` needs [`crate::WORKSPACE_LEN`] elements; `seed` seeds the
-    /// draws of sampled scores.
+    /// Starts in calibration, working in `buffers` (overwritten); `seed` seeds the draws of
+    /// sampled scores.
     pub fn new(
         model: Model<'m>,
         settings: Settings,
-        ws: &'m mut [f32],
+        buffers: &'m mut Buffers,
         seed: u64,
     ) -> Result<Self, StartupError> {
-        Workspace::new(&CONFIG, 1, 1, &mut *ws)?;
+        let Buffers {
+            ws,
+            window,
+            ring,
+            top,
+        } = buffers;
+        Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
         let rate = settings
             .false_alarm_rate
             .or(model.file.false_alarm_rate())
             .unwrap_or(0.01);
-        let calibrator = Calibrator::new(settings.calibration_windows, rate)?;
-        let windower = Windower::new(model.window.len, model.window.hop, settings.full_scale_mg)?;
+        let calibrator = Calibrator::new(settings.calibration_windows, rate, top)?;
+        let windower = Windower::new(
+            model.window.len,
+            model.window.hop,
+            settings.full_scale_mg,
+            (model.offset, model.scale),
+            window,
+            ring,
+        )?;
         Ok(App {
             model,
             windower,
-            x: [0.0; D],
             ws,
             rng: Pcg32::seed_from_u64(seed),
             calibrator,
@@ -389,7 +536,7 @@ impl<'m> App<'m> {
     }
 
     /// The calibration in progress (or the last one).
-    pub fn calibrator(&self) -> &Calibrator {
+    pub fn calibrator(&self) -> &Calibrator<'m> {
         &self.calibrator
     }
 
@@ -455,27 +602,22 @@ impl<'m> App<'m> {
         Some(report)
     }
 
-    /// Normalizes the latest window and scores it; fills μ, log σ² and the score.
+    /// The latest completed window, normalized (what was scored). Shape: `[len][3]`.
+    pub fn window(&self) -> &[f32; D] {
+        self.windower.window()
+    }
+
+    /// Scores the latest (normalized) window; fills μ, log σ² and the score.
     fn score(&mut self, report: &mut Report) -> Result<f32, vae_nostd::Error> {
-        self.windower.copy_window(&mut self.x);
-        let f = &self.model.file;
-        for ((x, o), s) in self
-            .x
-            .iter_mut()
-            .zip(f.normalization_offset())
-            .zip(f.normalization_scale())
-        {
-            *x = (*x - o) * s;
-        }
         let vae = Vae::new(CONFIG, self.model.params)?;
-        let mut ws = Workspace::new(&CONFIG, 1, 1, &mut *self.ws)?;
+        let mut ws = Workspace::new(&CONFIG, 1, 1, &mut self.ws[..])?;
         let mut out = [0f32; 1];
-        let kind: ScoreKind = f.score();
+        let kind: ScoreKind = self.model.file.score();
         // The Cortex-M4F kernel: bit-identical to `Portable` (tested on target), 1.3–1.5
         // instructions per multiply-accumulate instead of about 2.6.
         vae.score(
             &crate::kernel_m4::CortexM4,
-            &self.x,
+            self.windower.window(),
             1,
             kind,
             &mut self.rng,
@@ -542,65 +684,117 @@ mod tests {
 
     #[test]
     fn windows_follow_len_and_hop_and_flag_bad_samples() {
-        let mut w = Windower::new(D / 3, 16, 2000.0).unwrap();
-        let len = (D / 3) as u64;
-        let mut got = std::vec::Vec::new();
-        for n in 0..(len + 40) {
+        let len = D / 3;
+        // A normalization that differs at every position, so a sample normalized at the wrong
+        // position shows.
+        let offset: std::vec::Vec<f32> = (0..D).map(|i| i as f32 * 0.37 - 20.0).collect();
+        let scale: std::vec::Vec<f32> = (0..D).map(|i| 1.0 / (1.0 + (i % 7) as f32)).collect();
+        let sample = |n: u64| -> [f32; 3] {
             let v = n as f32;
-            let s = match n {
+            match n {
                 70 => [0.0, f32::NAN, 0.0],
                 90 => [0.0, 0.0, -2000.0],
-                _ => [v, v + 0.25, v + 0.5],
-            };
-            if let Some(info) = w.push(s) {
+                _ => [v, v * 0.25 - 3.0, 1000.0 - v],
+            }
+        };
+        // hop < len: the ring path; hop = len and hop > len: normalized on arrival.
+        for (hop, firsts) in [
+            (16usize, &[0u64, 16, 32][..]),
+            (len, &[0, 64][..]),
+            (80, &[0, 80][..]),
+        ] {
+            let (mut window, mut ring) = ([0f32; D], [0f32; D]);
+            let ring: &mut [f32] = if hop < len { &mut ring } else { &mut [] };
+            let mut w =
+                Windower::new(len, hop, 2000.0, (&offset, &scale), &mut window, ring).unwrap();
+            let mut got = std::vec::Vec::new();
+            for n in 0..(firsts.last().unwrap() + len as u64) {
+                let Some(info) = w.push(sample(n)) else {
+                    continue;
+                };
                 got.push(info);
                 if info.invalid.is_none() {
-                    let mut out = [0f32; D];
-                    w.copy_window(&mut out);
-                    assert_eq!(out[0], info.first_sample as f32);
-                    assert_eq!(out[D - 1], (info.first_sample + len - 1) as f32 + 0.5);
+                    for (i, x) in w.window().iter().enumerate() {
+                        let raw = sample(info.first_sample + (i / 3) as u64)[i % 3];
+                        let want = (raw - offset[i]) * scale[i];
+                        assert_eq!(
+                            x.to_bits(),
+                            want.to_bits(),
+                            "hop {hop} window {info:?} [{i}]"
+                        );
+                    }
                 }
             }
+            let got_firsts: std::vec::Vec<u64> = got.iter().map(|i| i.first_sample).collect();
+            assert_eq!(got_firsts, firsts, "hop {hop}");
+            assert_eq!(got[1].index, 1);
+            assert_eq!(got[0].invalid, None);
+            assert_eq!(w.samples(), firsts.last().unwrap() + len as u64);
+            if hop == 16 {
+                assert_eq!(
+                    got[1].invalid,
+                    Some(Invalid::NonFinite {
+                        sample: 70,
+                        axis: 1
+                    })
+                );
+                assert_eq!(
+                    got[2].invalid,
+                    Some(Invalid::Saturated {
+                        sample: 90,
+                        axis: 2,
+                        value_mg: -2000.0
+                    })
+                );
+            } else {
+                // Sample 70 is in window 1 (hop 64: [64, 128)) or in no window (hop 80: [80,
+                // 144) starts after it); sample 90 is in window 1 either way.
+                assert_eq!(
+                    got[1].invalid,
+                    Some(Invalid::Saturated {
+                        sample: 90,
+                        axis: 2,
+                        value_mg: -2000.0
+                    })
+                );
+            }
         }
-        let firsts: std::vec::Vec<u64> = got.iter().map(|i| i.first_sample).collect();
-        assert_eq!(firsts, [0, 16, 32]);
-        assert_eq!(got[1].index, 1);
-        assert_eq!(got[0].invalid, None);
-        assert_eq!(
-            got[1].invalid,
-            Some(Invalid::NonFinite {
-                sample: 70,
-                axis: 1
-            })
-        );
-        assert_eq!(
-            got[2].invalid,
-            Some(Invalid::Saturated {
-                sample: 90,
-                axis: 2,
-                value_mg: -2000.0
-            })
-        );
+        // hop < len needs the ring.
+        let mut window = [0f32; D];
+        assert!(matches!(
+            Windower::new(len, 16, 2000.0, (&offset, &scale), &mut window, &mut []),
+            Err(StartupError::NoRing)
+        ));
     }
 
     #[test]
     fn score_fills_the_same_latents_as_encode() {
         let model = Model::load(&DEFAULT_MODEL.0).unwrap();
-        let mut ws = std::vec![0f32; crate::WORKSPACE_LEN];
-        let mut app = App::new(model, Settings::DEFAULT, &mut ws, 1).unwrap();
+        let mut buffers = std::boxed::Box::new(Buffers::new());
+        let mut app = App::new(model, Settings::DEFAULT, &mut buffers, 1).unwrap();
         let mut report = None;
+        let mut raw = std::vec::Vec::new();
         for n in 0..(D / 3) {
             let t = n as f32 * 0.3;
-            report = app.push([10.0 * libm::sinf(t), 5.0, 1000.0 + libm::cosf(t)]);
+            let s = [10.0 * libm::sinf(t), 5.0, 1000.0 + libm::cosf(t)];
+            raw.extend_from_slice(&s);
+            report = app.push(s);
         }
         let r = report.unwrap();
         assert_eq!(r.verdict, Verdict::Calibrating);
         assert!(r.score.is_finite());
+        // The window scored is the normalized samples, as the model file's parser gives them.
+        let x: std::vec::Vec<f32> = raw
+            .iter()
+            .zip(model.file.normalization_offset())
+            .zip(model.file.normalization_scale())
+            .map(|((x, o), s)| (x - o) * s)
+            .collect();
+        assert_eq!(&x[..], &app.window()[..]);
         let vae = Vae::new(CONFIG, model.params).unwrap();
         let mut buf = std::vec![0f32; CONFIG.encode_workspace_len(1)];
         let mut enc = Workspace::for_encoding(&CONFIG, 1, &mut buf).unwrap();
-        vae.encode(&vae_nostd::Portable, &app.x, 1, &mut enc)
-            .unwrap();
+        vae.encode(&vae_nostd::Portable, &x, 1, &mut enc).unwrap();
         assert_eq!(&enc.head(1)[..Z], &r.mu[..]);
         assert_eq!(&enc.head(1)[Z..], &r.log_var[..]);
     }

@@ -77,6 +77,9 @@ impl SimBoard {
 }
 
 impl Board for SimBoard {
+    // Not inlined: the simulator's frame (f64 state, Box–Muller, sin/cos) is on the stack only
+    // while it makes a sample, not all through the caller's loop.
+    #[inline(never)]
     fn read_sample_mg(&mut self) -> Result<[f32; 3], SensorError> {
         let n = self.sim.position();
         let mut s = self.sim.next_sample().acc_mg;

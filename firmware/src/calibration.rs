@@ -6,7 +6,8 @@
 //! (empirical false-alarm rate ≤ rate, exactly m when there are no ties), and it is the smallest
 //! value with that property. Only the k = m + 1 largest scores seen so far need to be kept
 //! (k ≤ ⌈rate·N⌉ + 1): a sorted array of at most [`MAX_TOP`], updated by insertion, so the
-//! result is exact, not an approximation.
+//! result is exact, not an approximation. The array is borrowed (on the device it is part of
+//! the application's static [`crate::app::Buffers`]), so a `Calibrator` itself is a few words.
 
 use core::fmt;
 
@@ -44,10 +45,10 @@ impl fmt::Display for CalibrationError {
 }
 
 /// The streaming quantile: feed it N scores, it returns the threshold after the N-th.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Calibrator {
+#[derive(Debug, PartialEq)]
+pub struct Calibrator<'b> {
     /// The largest scores so far, descending; the first `filled` are valid.
-    top: [f32; MAX_TOP],
+    top: &'b mut [f32; MAX_TOP],
     filled: usize,
     k: usize,
     seen: u32,
@@ -61,9 +62,14 @@ fn allowed(rate: f32, n: u32) -> usize {
     libm::floor(rate as f64 * n as f64 * (1.0 + 1e-6)) as usize
 }
 
-impl Calibrator {
-    /// A calibration over `windows` scores at false-alarm rate `rate`.
-    pub fn new(windows: u32, rate: f32) -> Result<Self, CalibrationError> {
+impl<'b> Calibrator<'b> {
+    /// A calibration over `windows` scores at false-alarm rate `rate`, keeping its top-k in
+    /// `top` (overwritten).
+    pub fn new(
+        windows: u32,
+        rate: f32,
+        top: &'b mut [f32; MAX_TOP],
+    ) -> Result<Self, CalibrationError> {
         if windows == 0 {
             return Err(CalibrationError::NoWindows);
         }
@@ -74,8 +80,9 @@ impl Calibrator {
         if k > MAX_TOP {
             return Err(CalibrationError::TooManyAllowed { k });
         }
+        top.fill(f32::NEG_INFINITY);
         Ok(Calibrator {
-            top: [f32::NEG_INFINITY; MAX_TOP],
+            top,
             filled: 0,
             k,
             seen: 0,
@@ -186,7 +193,8 @@ mod tests {
                     ((x >> 40) % 1000) as f32 / 7.0 // ties included
                 })
                 .collect();
-            let mut c = Calibrator::new(n, rate).unwrap();
+            let mut top = [0f32; MAX_TOP];
+            let mut c = Calibrator::new(n, rate, &mut top).unwrap();
             let mut got = None;
             for (i, &s) in scores.iter().enumerate() {
                 let t = c.push(s);
@@ -206,11 +214,21 @@ mod tests {
 
     #[test]
     fn refuses_impossible_settings() {
-        assert_eq!(Calibrator::new(0, 0.01), Err(CalibrationError::NoWindows));
-        assert_eq!(Calibrator::new(10, 1.0), Err(CalibrationError::Rate));
-        assert_eq!(Calibrator::new(10, f32::NAN), Err(CalibrationError::Rate));
+        let mut t = [0f32; MAX_TOP];
         assert_eq!(
-            Calibrator::new(10_000, 0.01),
+            Calibrator::new(0, 0.01, &mut t),
+            Err(CalibrationError::NoWindows)
+        );
+        assert_eq!(
+            Calibrator::new(10, 1.0, &mut t),
+            Err(CalibrationError::Rate)
+        );
+        assert_eq!(
+            Calibrator::new(10, f32::NAN, &mut t),
+            Err(CalibrationError::Rate)
+        );
+        assert_eq!(
+            Calibrator::new(10_000, 0.01, &mut t),
             Err(CalibrationError::TooManyAllowed { k: 101 })
         );
     }

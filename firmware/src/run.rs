@@ -9,9 +9,10 @@
 //! * sensor errors as warnings (their samples count as invalid);
 //! * a summary at the end (QEMU).
 
+use static_cell::StaticCell;
 use vae_nostd::ScoreKind;
 
-use crate::app::{App, Model, Settings, StartupError, Verdict};
+use crate::app::{App, Buffers, Model, Settings, StartupError, Verdict};
 use crate::board::Board;
 use crate::{CONFIG, telemetry};
 
@@ -36,21 +37,28 @@ pub fn describe(e: &StartupError) -> &'static str {
             "the model was not trained on 3-axis sensor windows"
         }
         StartupError::Unaligned => "the model image is not 4-byte aligned",
+        StartupError::NoRing => {
+            "the model's hop is shorter than its window; rebuild the firmware with its generated constants"
+        }
         StartupError::Calibration(_) => "impossible calibration settings",
         StartupError::Core(_) => "the core refused the configuration",
     }
 }
 
-/// Checks the model and builds the application, logging what it runs (or why it cannot).
+/// Checks the model and builds the application in `cell`, working in `buffers`, logging what
+/// it runs (or why it cannot). Not inlined: its temporaries (the model and the application
+/// before they move into `cell`) leave the stack before the main loop runs.
+#[inline(never)]
 pub fn start(
     bytes: &'static [u8],
     settings: Settings,
-    ws: &'static mut [f32],
+    buffers: &'static mut Buffers,
+    cell: &'static StaticCell<App<'static>>,
     seed: u64,
-) -> Result<App<'static>, StartupError> {
-    let result = Model::load(bytes).and_then(|m| App::new(m, settings, ws, seed));
-    let app = match result {
-        Ok(app) => app,
+) -> Result<&'static mut App<'static>, StartupError> {
+    let result = Model::load(bytes).and_then(|m| App::new(m, settings, buffers, seed));
+    let app: &'static mut App<'static> = match result {
+        Ok(app) => cell.init(app),
         Err(e) => {
             defmt::error!(
                 "model rejected: {=str}; stopping. Re-export the model with host-trainer and rebuild ({})",

@@ -488,7 +488,9 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         &mut curve,
         show,
         |e, p, c| {
-            make_ckpt(e, p, c).save(&ckpt_path).map_err(|err| err.to_string())?;
+            make_ckpt(e, p, c)
+                .save(&ckpt_path)
+                .map_err(|err| err.to_string())?;
             last_good = Some((ckpt_path.clone(), p.step));
             Ok(())
         },
@@ -497,10 +499,17 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         Ok(p) => p,
         Err(e @ train::TrainError::Diverged { .. }) => {
             let hint = match &last_good {
-                Some((path, step)) => format!("the last good checkpoint is {} (step {step})", path.display()),
+                Some((path, step)) => format!(
+                    "the last good checkpoint is {} (step {step})",
+                    path.display()
+                ),
                 None => "no checkpoint was written by this run".into(),
             };
-            let other = if optimizer == OptimizerArg::Adam { "" } else { " or try --optimizer adam" };
+            let other = if optimizer == OptimizerArg::Adam {
+                ""
+            } else {
+                " or try --optimizer adam"
+            };
             bail!("{e}; {hint}; lower --lr (now {lr}){other}");
         }
         Err(e) => return Err(e.into()),

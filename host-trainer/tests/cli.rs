@@ -691,6 +691,9 @@ fn divergence_stops_and_names_the_last_good_checkpoint() {
     let stderr = text(&o.stderr);
     assert!(!o.status.success());
     assert!(stderr.contains("diverged at step"), "{stderr}");
-    assert!(stderr.contains("no checkpoint was written by this run"), "{stderr}");
+    assert!(
+        stderr.contains("no checkpoint was written by this run"),
+        "{stderr}"
+    );
     assert!(!dir.join("early/checkpoint.safetensors").exists());
 }

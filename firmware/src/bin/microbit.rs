@@ -27,9 +27,9 @@ mod app {
     use cortex_m_rt::entry;
     use defmt_rtt as _; // defmt's global logger: RTT.
     use embedded_hal::digital::InputPin;
-    use firmware::app::{Settings, State};
+    use firmware::app::{App, Buffers, Settings, State};
     use firmware::board::{Board, SensorError};
-    use firmware::{DEFAULT_MODEL, WORKSPACE_LEN, run, stack};
+    use firmware::{DEFAULT_MODEL, run, stack};
     use lsm303agr::interface::I2cInterface;
     use lsm303agr::mode::MagOneShot;
     use lsm303agr::{AccelMode, AccelOutputDataRate, AccelScale, Lsm303agr};
@@ -39,11 +39,12 @@ mod app {
     use microbit::hal::{Rng, Timer};
     use microbit::pac::{self, TIMER1, TWIM0, interrupt};
     use panic_probe as _; // A panic prints over defmt and halts.
-    use static_cell::ConstStaticCell;
-    use vae_nostd::Buffer;
+    use static_cell::{ConstStaticCell, StaticCell};
 
-    /// Scoring workspace (activations of one window).
-    static WS: ConstStaticCell<Buffer<f32, WORKSPACE_LEN>> = ConstStaticCell::new(Buffer::new());
+    /// The application's buffers: scoring workspace, window, calibration top-k (`.bss`).
+    static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+    /// The application's state (model view, windower, calibration, RNG): a few hundred bytes.
+    static APP: StaticCell<App<'static>> = StaticCell::new();
     /// The LED matrix, refreshed from the TIMER1 interrupt.
     static DISPLAY: Mutex<RefCell<Option<Display<TIMER1>>>> = Mutex::new(RefCell::new(None));
 
@@ -166,8 +167,13 @@ mod app {
 
         let mut rng = Rng::new(board.RNG);
         let seed = rng.random_u64();
-        let ws = &mut WS.take()[..];
-        let Ok(mut app) = run::start(&DEFAULT_MODEL.0, Settings::DEFAULT, ws, seed) else {
+        let Ok(app) = run::start(
+            &DEFAULT_MODEL.0,
+            Settings::DEFAULT,
+            BUFFERS.take(),
+            &APP,
+            seed,
+        ) else {
             halt()
         };
         let rate = app.model().window.sample_rate_hz;
@@ -196,7 +202,7 @@ mod app {
             button_was_down: false,
             rng,
         };
-        run::run(&mut app, &mut b, None);
+        run::run(app, &mut b, None);
         halt()
     }
 

@@ -14,10 +14,10 @@ mod app {
     use cortex_m_rt::entry;
     use cortex_m_semihosting::debug;
     use defmt_semihosting as _;
-    use firmware::{Aligned, WORKSPACE_LEN, model, run, scenario};
+    use firmware::app::{App, Buffers};
+    use firmware::{Aligned, model, run, scenario};
     use panic_semihosting as _;
-    use static_cell::ConstStaticCell;
-    use vae_nostd::Buffer;
+    use static_cell::{ConstStaticCell, StaticCell};
 
     /// The default model with bit 6 of byte 2000 (a parameter) flipped: the CRC no longer matches.
     static CORRUPT: Aligned<[u8; model::MODEL_LEN]> = {
@@ -26,14 +26,16 @@ mod app {
         Aligned(b)
     };
 
-    static WS: ConstStaticCell<Buffer<f32, WORKSPACE_LEN>> = ConstStaticCell::new(Buffer::new());
+    static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+    static APP: StaticCell<App<'static>> = StaticCell::new();
 
     #[entry]
     fn main() -> ! {
         let status = match run::start(
             &CORRUPT.0,
             scenario::SETTINGS,
-            &mut WS.take()[..],
+            BUFFERS.take(),
+            &APP,
             scenario::SEED,
         ) {
             Ok(_) => {

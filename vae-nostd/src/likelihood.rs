@@ -12,12 +12,13 @@ pub fn bernoulli_log_likelihood<T: Real>(x: &[T], logits: &[T]) -> T {
     sum_in_order(x, logits, |x, a| x * a - a.softplus())
 }
 
-/// Σ_i f(a_i, b_i), summed strictly in index order. The terms are computed a block at a time
+/// Σ_i f(a_i, b_i), summed strictly in index order. The terms are computed a block of 16 (one
+/// AVX-512 vector; small enough for a Cortex-M stack) at a time
 /// into a small buffer first, so that computing them vectorizes while the sum (and so the
 /// result's bits) is exactly that of a plain sequential loop.
 #[inline(always)]
 fn sum_in_order<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
-    const BLOCK: usize = 64;
+    const BLOCK: usize = 16;
     let mut s = T::ZERO;
     let mut buf = [T::ZERO; BLOCK];
     for (ca, cb) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
@@ -41,7 +42,7 @@ pub fn gaussian_log_likelihood<T: Real>(x: &[T], out: &[T], sigmoid_mean: bool) 
     let ln2pi = T::from_f64(LN_2PI);
     let d = d.min(mean.len()).min(logvar.len());
     let (mut s, mut i) = (T::ZERO, 0);
-    const BLOCK: usize = 64;
+    const BLOCK: usize = 16;
     let mut buf = [T::ZERO; BLOCK];
     while i < d {
         let n = BLOCK.min(d - i);

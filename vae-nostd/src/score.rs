@@ -65,7 +65,6 @@ impl<T: Real> Vae<'_, T> {
         if total == 0 {
             return Err(Error::InvalidArgument("score samples must be at least 1"));
         }
-        let cap = ws.layout().samples;
         let z = self.config().latent;
         if kind == ScoreKind::NegElboAtMean {
             let obj = Objective {
@@ -82,6 +81,25 @@ impl<T: Real> Vae<'_, T> {
             }
             return Ok(());
         }
+        self.score_sampled(kernel, x, n, kind, total, rng, ws, out)
+    }
+
+    /// The sampled scores, out of line: the deterministic score (the firmware's) keeps a small
+    /// stack frame.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn score_sampled<K: Gemm<T> + ?Sized, R: RngCore + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        n: usize,
+        kind: ScoreKind,
+        total: usize,
+        rng: &mut R,
+        ws: &mut Workspace<'_, T>,
+        out: &mut [T],
+    ) -> Result<(), Error> {
+        let cap = ws.layout().samples;
         let estimator = match kind {
             ScoreKind::NegLogLikelihood { .. } => Estimator::ImportanceWeighted,
             _ => Estimator::Analytic,

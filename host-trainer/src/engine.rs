@@ -71,12 +71,11 @@ impl Opt {
             a.t = step;
         }
     }
-    /// One update over the whole parameter vector from the gradient `grads`.
+    /// One update over the whole parameter vector, in parallel chunks.
     ///
     /// The update of each element is exactly the core's (`vae_nostd::optim`): the same
     /// operations in the same order, with `f32::sqrt` (correctly rounded, like `libm::sqrtf`)
     /// so the loops vectorize. `tests::host_updates_equal_the_core_optimizers` checks the bits.
-    #[cfg(test)]
     fn step(
         &mut self,
         pool: &rayon::ThreadPool,
@@ -84,53 +83,24 @@ impl Opt {
         grads: &[f32],
         state: &mut [f32],
     ) {
-        self.step_fused(pool, params, &[grads], &[1.0], state);
-    }
-
-    /// One update from the weighted sum of shard gradients g = Σ_s w_s g_s (summed in shard
-    /// order, s = 0 first, element by element, so independent of the thread count), fused with
-    /// the update: each chunk of g lives only in a small buffer. With one shard and w = 1 this is
-    /// the plain update (w · g = g exactly).
-    fn step_fused(
-        &mut self,
-        pool: &rayon::ThreadPool,
-        params: &mut [f32],
-        shards: &[&[f32]],
-        weights: &[f32],
-        state: &mut [f32],
-    ) {
         let p = params.len();
-        if let Opt::Adam(a) = self {
-            a.t += 1;
-        }
-        let this = *self;
-        let (bc1, bc2) = match this {
-            Opt::Adam(o) => {
+        const CHUNK: usize = 1 << 14;
+        match self {
+            Opt::Adam(a) => {
+                a.t += 1;
+                let o = *a;
                 let t = o.t as f64;
-                (
-                    (1.0 - libm::pow(o.beta1 as f64, t)) as f32,
-                    (1.0 - libm::pow(o.beta2 as f64, t)) as f32,
-                )
-            }
-            _ => (1.0, 1.0),
-        };
-        match this {
-            Opt::Adam(o) => {
+                let bc1 = (1.0 - libm::pow(o.beta1 as f64, t)) as f32;
+                let bc2 = (1.0 - libm::pow(o.beta2 as f64, t)) as f32;
                 let (m, v) = state.split_at_mut(p);
                 pool.install(|| {
                     params
                         .par_chunks_mut(CHUNK)
+                        .zip(grads.par_chunks(CHUNK))
                         .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-                        .enumerate()
-                        .for_each(|(c, (pc, (mc, vc)))| {
-                            let mut g = [0f32; CHUNK];
-                            let g = &mut g[..pc.len()];
-                            reduce_into(g, shards, weights, c * CHUNK);
-                            for (((p, g), m), v) in pc
-                                .iter_mut()
-                                .zip(g.iter())
-                                .zip(mc.iter_mut())
-                                .zip(vc.iter_mut())
+                        .for_each(|((pc, gc), (mc, vc))| {
+                            for (((p, g), m), v) in
+                                pc.iter_mut().zip(gc).zip(mc.iter_mut()).zip(vc.iter_mut())
                             {
                                 let g = *g + o.weight_decay * *p;
                                 *m = o.beta1 * *m + (1.0 - o.beta1) * g;
@@ -142,52 +112,46 @@ impl Opt {
                         })
                 });
             }
-            Opt::Adagrad(_) | Opt::Sgd(_) => pool.install(|| {
-                params
-                    .par_chunks_mut(CHUNK)
-                    .zip(state.par_chunks_mut(CHUNK))
-                    .enumerate()
-                    .for_each(|(c, (pc, sc))| {
-                        let mut g = [0f32; CHUNK];
-                        let g = &mut g[..pc.len()];
-                        reduce_into(g, shards, weights, c * CHUNK);
-                        match this {
-                            Opt::Adagrad(o) => {
-                                for ((p, g), s) in pc.iter_mut().zip(g.iter()).zip(sc.iter_mut()) {
-                                    let g = *g + o.weight_decay * *p;
-                                    *s += g * g;
-                                    *p -= o.lr * g / (s.sqrt() + o.eps);
-                                }
-                            }
-                            Opt::Sgd(o) => {
-                                for ((p, g), v) in pc.iter_mut().zip(g.iter()).zip(sc.iter_mut()) {
-                                    *v = o.momentum * *v + (*g + o.weight_decay * *p);
-                                    *p -= o.lr * *v;
-                                }
-                            }
-                            Opt::Adam(_) => {}
-                        }
-                    })
-            }),
+            Opt::Adagrad(o) => {
+                let o = *o;
+                par_update(pool, params, grads, state, move |p, g, s| {
+                    let g = g + o.weight_decay * *p;
+                    *s += g * g;
+                    *p -= o.lr * g / (s.sqrt() + o.eps);
+                });
+            }
+            Opt::Sgd(o) => {
+                let o = *o;
+                par_update(pool, params, grads, state, move |p, g, v| {
+                    *v = o.momentum * *v + (g + o.weight_decay * *p);
+                    *p -= o.lr * *v;
+                });
+            }
         }
     }
 }
 
-/// Parameters per parallel chunk of the update (its reduced gradient lives on the stack).
-const CHUNK: usize = 4096;
-
-/// g = Σ_s w_s · shards[s][off..off + g.len()], shard 0 first.
-#[inline]
-fn reduce_into(g: &mut [f32], shards: &[&[f32]], weights: &[f32], off: usize) {
-    let end = off + g.len();
-    for (x, v) in g.iter_mut().zip(&shards[0][off..end]) {
-        *x = weights[0] * *v;
-    }
-    for (sh, w) in shards.iter().zip(weights).skip(1) {
-        for (x, v) in g.iter_mut().zip(&sh[off..end]) {
-            *x += *w * *v;
-        }
-    }
+/// Applies `f(param, grad, state)` to every element, in parallel chunks (one moment per
+/// parameter: Adagrad, SGD).
+fn par_update(
+    pool: &rayon::ThreadPool,
+    params: &mut [f32],
+    grads: &[f32],
+    state: &mut [f32],
+    f: impl Fn(&mut f32, f32, &mut f32) + Sync,
+) {
+    const CHUNK: usize = 1 << 14;
+    pool.install(|| {
+        params
+            .par_chunks_mut(CHUNK)
+            .zip(grads.par_chunks(CHUNK))
+            .zip(state.par_chunks_mut(CHUNK))
+            .for_each(|((pc, gc), sc)| {
+                for ((p, g), s) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
+                    f(p, *g, s);
+                }
+            })
+    });
 }
 
 /// Rows, bound and per-datapoint values of one evaluation chunk.
@@ -209,6 +173,7 @@ pub struct Engine {
     pub opt_state: Vec<f32>,
     /// The optimizer.
     pub opt: Opt,
+    grads: Vec<f32>,
     shards: Vec<Shard>,
     pool: rayon::ThreadPool,
     threads: usize,
@@ -253,6 +218,7 @@ impl Engine {
             .map_err(|_| Error::InvalidArgument("could not start the thread pool"))?;
         Ok(Engine {
             cfg,
+            grads: vec![0.0; params.len()],
             params,
             opt_state,
             opt,
@@ -332,12 +298,6 @@ impl Engine {
                     let mut rng = Pcg64Mcg::seed_from_u64(derive_seed(step_seed, &[s as u64]));
                     let b = vae.forward(&Blocked, xs, rows, obj, &mut rng, &mut ws)?;
                     vae.backward_set(&Blocked, xs, &mut shard.grads, &mut ws)?;
-                    // g · 0 is 0 for finite g and NaN for ±∞ or NaN: the sum stays 0 iff all
-                    // are. The weighted mean of finite shard gradients (weights ≥ 0, summing to
-                    // 1) cannot overflow, so checking each shard is enough.
-                    if shard.grads.iter().fold(0.0f32, |acc, g| acc + g * 0.0) != 0.0 {
-                        return Err(Error::NonFiniteGradient);
-                    }
                     Ok((rows, b))
                 })
                 .collect()
@@ -352,13 +312,39 @@ impl Engine {
             total.rec += w * b.rec;
             weights.push(w as f32);
         }
-        // Reduction g = Σ_s w_s g_s in shard order, fused with the optimizer update.
-        let shards: Vec<&[f32]> = self.shards.iter().map(|s| &s.grads[..]).collect();
-        self.opt.step_fused(
+        // Fixed-order reduction: g = w_0 g_0, then g += w_s g_s for s = 1, 2, ... in order,
+        // element by element (vectorizable; independent of the thread count).
+        let shards = &self.shards;
+        const CHUNK: usize = 1 << 14;
+        let finite = self.pool.install(|| {
+            self.grads
+                .par_chunks_mut(CHUNK)
+                .enumerate()
+                .map(|(c, gc)| {
+                    let off = c * CHUNK;
+                    let end = off + gc.len();
+                    let w0 = weights[0];
+                    for (g, s0) in gc.iter_mut().zip(&shards[0].grads[off..end]) {
+                        *g = w0 * *s0;
+                    }
+                    for (s, sh) in shards.iter().enumerate().skip(1) {
+                        let w = weights[s];
+                        for (g, v) in gc.iter_mut().zip(&sh.grads[off..end]) {
+                            *g += w * *v;
+                        }
+                    }
+                    // g · 0 is 0 for finite g and NaN for ±∞ or NaN; the sum stays 0 iff all are finite.
+                    gc.iter().fold(0.0f32, |acc, g| acc + g * 0.0) == 0.0
+                })
+                .reduce(|| true, |a, b| a && b)
+        });
+        if !finite {
+            return Err(Error::NonFiniteGradient);
+        }
+        self.opt.step(
             &self.pool,
             &mut self.params,
-            &shards,
-            &weights,
+            &self.grads,
             &mut self.opt_state,
         );
         Ok(total)

@@ -1,5 +1,12 @@
-//! Linker setup for the Cortex-M programs, and only for them: on the host (`cargo build`,
-//! `cargo clippy --workspace`) this does nothing, so the programs link as ordinary std binaries.
+//! Linker setup for the Cortex-M programs; on the host, the micro:bit image.
+//!
+//! On the host the programs link as ordinary std binaries (stubs, and the flasher of
+//! `src/bin/microbit.rs`). A host *release* build with the `microbit` feature (the default:
+//! `cargo build -p firmware --release`, `cargo run -p firmware --release`) also cross-compiles
+//! the micro:bit image: a nested `cargo build --target thumbv7em-none-eabihf --bin microbit`
+//! into a target directory of its own under `OUT_DIR` (a separate directory, so the two builds
+//! never wait on each other's lock). Its path goes to the flasher as `MICROBIT_IMAGE` and is
+//! printed as a build warning. Stable Cargo has no per-package default target, hence this.
 //!
 //! Each QEMU program gets `memory/qemu.x` (QEMU `mps2-an386`), copied as `memory.x` into a
 //! directory that only the QEMU programs' links search. The micro:bit program gets its
@@ -18,6 +25,11 @@ fn main() {
     println!("cargo:rerun-if-changed=memory");
     println!("cargo:rerun-if-changed=src/bin");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
+        if env::var("PROFILE").as_deref() == Ok("release")
+            && env::var_os("CARGO_FEATURE_MICROBIT").is_some()
+        {
+            build_microbit_image();
+        }
         return;
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -45,4 +57,55 @@ fn main() {
     }
     println!("cargo:rustc-link-arg-bins=--nmagic");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+}
+
+/// Cross-compiles the micro:bit image (see the module docs) and exports its path.
+fn build_microbit_image() {
+    const TARGET: &str = "thumbv7em-none-eabihf";
+    // Everything the image is built from; Cargo scans directories recursively. The nested
+    // build is incremental, so a rerun with nothing changed costs a second.
+    for path in [
+        "src",
+        "models",
+        "Cargo.toml",
+        "../vae-nostd/src",
+        "../vae-nostd/Cargo.toml",
+        "../Cargo.toml",
+        "../Cargo.lock",
+        "../.cargo/config.toml",
+    ] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+    println!("cargo:rerun-if-env-changed=DEFMT_LOG");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let target_dir = out.join("image");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "firmware",
+        "--bin",
+        "microbit",
+        "--target",
+        TARGET,
+    ])
+    .arg("--target-dir")
+    .arg(&target_dir)
+    // The host build's flags and wrappers are not the image's (target-cpu=native,
+    // clippy-driver): the nested Cargo reads .cargo/config.toml afresh.
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .env_remove("RUSTFLAGS")
+    .env_remove("RUSTC_WORKSPACE_WRAPPER")
+    .env_remove("CARGO_TARGET_DIR")
+    .env_remove("CARGO_BUILD_TARGET");
+    let result = cmd.output().expect("run cargo for the micro:bit image");
+    if !result.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&result.stderr));
+        panic!("building the micro:bit image (--target {TARGET} --bin microbit) failed: see above");
+    }
+    let image = target_dir.join(TARGET).join("release").join("microbit");
+    println!("cargo:rustc-env=MICROBIT_IMAGE={}", image.display());
+    println!("cargo:warning=micro:bit image: {}", image.display());
 }

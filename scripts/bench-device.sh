@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target=thumbv7em-none-eabihf
-cargo build --release -p firmware --target "$target" --bin bench_encode
+cargo build --release -p firmware --target "$target" --no-default-features --features qemu \
+    --bin bench_encode
 elf=target/$target/release/bench_encode
 timeout 300 qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
     -semihosting-config enable=on,target=native -icount shift=0 -kernel "$elf" </dev/null

@@ -76,7 +76,7 @@ fn build(features: &[&str], bins: &[&str]) -> PathBuf {
 /// The QEMU programs, built once.
 fn qemu_elfs() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build(&[], &["qemu", "qemu_bad_model"]))
+    DIR.get_or_init(|| build(&["qemu"], &["qemu", "qemu_bad_model"]))
 }
 
 struct Run {

@@ -121,6 +121,9 @@ fn build_firmware(bin: &str) -> PathBuf {
             bin,
             "--target",
             TARGET,
+            "--no-default-features",
+            "--features",
+            "qemu",
         ])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")

@@ -18,7 +18,8 @@
 //!   host's golden file too (not printed as `case:` lines, so the host compares one run).
 //!
 //! It prints `core_tests: N passed, M failed` and exits QEMU with failure if M > 0.
-//! Run: `cargo run -p firmware --release --target thumbv7em-none-eabihf --bin core_tests`
+//! Run: `cargo run -p firmware --release --target thumbv7em-none-eabihf --no-default-features
+//! --features qemu --bin core_tests`
 //! (or `cargo test -p vae-tests --test on_target`, which also compares the printed bits).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -27,7 +28,7 @@
 fn main() {
     eprintln!(
         "core_tests is a Cortex-M program: run it with `cargo run -p firmware --release \
-         --target thumbv7em-none-eabihf --bin core_tests`"
+         --target thumbv7em-none-eabihf --no-default-features --features qemu --bin core_tests`"
     );
     std::process::exit(2);
 }

@@ -8,15 +8,40 @@
 //! ≥ 2000 mg, or unreadable sample). The model expects the board mounted like the simulated
 //! sensor: z along the shaft (gravity +1000 mg on z), x and y radial.
 //!
-//! Flash and run (probe-rs, board on USB): `cargo microbit` (see `.cargo/config.toml`).
-//! Build only: `cargo build -p firmware --release --target thumbv7em-none-eabihf
-//! --no-default-features --features microbit --bin microbit`.
+//! Build the image: `cargo build -p firmware --release` (build.rs cross-compiles this file for
+//! thumbv7em-none-eabihf and prints where the ELF is). Flash and run it (probe-rs, board on
+//! USB): `cargo run -p firmware --release`, whose host side is the `main` below.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+/// On the host this program is the flasher: it runs `probe-rs run --chip nRF52833_xxAA` on the
+/// image that build.rs cross-compiled (release builds only), passing any extra arguments on.
 #[cfg(not(target_os = "none"))]
 fn main() {
-    eprintln!("microbit is a Cortex-M program: flash it with `cargo microbit`");
-    std::process::exit(2);
+    const PROBE_RS: &str = "probe-rs";
+    let Some(image) = option_env!("MICROBIT_IMAGE") else {
+        eprintln!(
+            "this build has no micro:bit image (build.rs makes one in release builds): \
+             run `cargo run -p firmware --release`"
+        );
+        std::process::exit(2);
+    };
+    eprintln!("flashing {image} with {PROBE_RS} (chip nRF52833_xxAA)");
+    let status = std::process::Command::new(PROBE_RS)
+        .args(["run", "--chip", "nRF52833_xxAA"])
+        .args(std::env::args_os().skip(1))
+        .arg(image)
+        .status();
+    match status {
+        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
+        Err(e) => {
+            eprintln!(
+                "cannot run {PROBE_RS} ({e}). Install it (https://probe.rs): \
+                 `cargo install probe-rs-tools --locked`, then run again, or flash {image} \
+                 with any SWD/CMSIS-DAP tool."
+            );
+            std::process::exit(2);
+        }
+    }
 }
 
 #[cfg(target_os = "none")]
@@ -38,7 +63,6 @@ mod app {
     use microbit::hal::twim::{Frequency, Twim};
     use microbit::hal::{Rng, Timer};
     use microbit::pac::{self, TIMER1, TWIM0, interrupt};
-    use panic_probe as _; // A panic prints over defmt and halts.
     use static_cell::{ConstStaticCell, StaticCell};
 
     /// The application's buffers: scoring workspace, window, calibration top-k (`.bss`).
@@ -204,6 +228,20 @@ mod app {
         };
         run::run(app, &mut b, None);
         halt()
+    }
+
+    /// A panic (a bug: the application returns `Result`s and has no panicking path on data)
+    /// logs where it happened and halts. The message is not formatted: that would link
+    /// `core::fmt`, a few KB of flash.
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        cortex_m::interrupt::disable();
+        match info.location() {
+            Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
+            None => defmt::error!("panic"),
+        }
+        // A HardFault: probe-rs reports it and stops.
+        cortex_m::asm::udf()
     }
 
     #[interrupt]

@@ -283,6 +283,11 @@ pub struct Windower<'b> {
     n: u64,
     /// `n` modulo the period: `hop` (hop ≥ len) or `len` (ring).
     phase: usize,
+    /// Samples until the next window completes (`len` at first, then `hop`): no 64-bit
+    /// division per sample (a library call on the Cortex-M4).
+    until_window: usize,
+    /// Windows completed so far.
+    windows: u32,
     /// The latest bad sample.
     last_bad: Option<Invalid>,
     full_scale_mg: f32,
@@ -320,6 +325,8 @@ impl<'b> Windower<'b> {
             hop,
             n: 0,
             phase: 0,
+            until_window: len,
+            windows: 0,
             last_bad: None,
             full_scale_mg,
         })
@@ -379,10 +386,11 @@ impl<'b> Windower<'b> {
             self.phase = 0;
         }
         self.n = n + 1;
-        let len = self.len as u64;
-        if self.n < len || !(self.n - len).is_multiple_of(self.hop as u64) {
+        self.until_window -= 1;
+        if self.until_window > 0 {
             return None;
         }
+        self.until_window = self.hop;
         if !direct {
             // Oldest first: the ring from the next slot to write on, then from the start.
             let (older, newer) = self.ring.split_at(self.phase * CHANNELS);
@@ -396,9 +404,11 @@ impl<'b> Windower<'b> {
                 *w = (a - o) * s;
             }
         }
-        let first = self.n - len;
+        let first = self.n - self.len as u64;
+        let index = self.windows;
+        self.windows = self.windows.wrapping_add(1);
         Some(WindowInfo {
-            index: (first / self.hop as u64) as u32,
+            index,
             first_sample: first,
             invalid: self.last_bad.filter(|b| b.sample() >= first),
         })
@@ -483,7 +493,12 @@ pub struct Report {
 pub struct App<'m> {
     model: Model<'m>,
     windower: Windower<'m>,
-    ws: &'m mut [f32; WORKSPACE_LEN],
+    /// The model's parameters, checked once at start-up.
+    vae: Vae<'m, f32>,
+    /// The scoring workspace over [`Buffers::ws`], laid out once at start-up.
+    ws: Workspace<'m, f32>,
+    /// The latest window's report.
+    report: Report,
     rng: Pcg32,
     calibrator: Calibrator<'m>,
     calibrating: bool,
@@ -505,7 +520,8 @@ impl<'m> App<'m> {
             ring,
             top,
         } = buffers;
-        Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
+        let ws = Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
+        let vae = Vae::new(CONFIG, model.params)?;
         let rate = settings
             .false_alarm_rate
             .or(model.file.false_alarm_rate())
@@ -522,12 +538,31 @@ impl<'m> App<'m> {
         Ok(App {
             model,
             windower,
+            vae,
             ws,
+            report: Report {
+                window: WindowInfo {
+                    index: 0,
+                    first_sample: 0,
+                    invalid: None,
+                },
+                verdict: Verdict::Calibrating,
+                score: f32::NAN,
+                threshold: f32::NAN,
+                mu: [f32::NAN; Z],
+                log_var: [f32::NAN; Z],
+                calibrated: None,
+            },
             rng: Pcg32::seed_from_u64(seed),
             calibrator,
             calibrating: true,
             threshold: model.file.threshold().unwrap_or(f32::NAN),
         })
+    }
+
+    /// The latest window's report (all NaN before the first window).
+    pub fn report(&self) -> &Report {
+        &self.report
     }
 
     /// The model.
@@ -562,10 +597,11 @@ impl<'m> App<'m> {
         self.calibrating = true;
     }
 
-    /// Adds one sample (mg); returns the report of the window it completes, if any.
-    pub fn push(&mut self, acc_mg: [f32; 3]) -> Option<Report> {
+    /// Adds one sample (mg); returns the report of the window it completes, if any. The report
+    /// lives in the application (static on the device), not on the stack.
+    pub fn push(&mut self, acc_mg: [f32; 3]) -> Option<&Report> {
         let info = self.windower.push(acc_mg)?;
-        let mut report = Report {
+        self.report = Report {
             window: info,
             verdict: Verdict::Calibrating,
             score: f32::NAN,
@@ -579,27 +615,27 @@ impl<'m> App<'m> {
             calibrated: None,
         };
         if let Some(bad) = info.invalid {
-            report.verdict = Verdict::Invalid(bad);
-            return Some(report);
+            self.report.verdict = Verdict::Invalid(bad);
+            return Some(&self.report);
         }
-        match self.score(&mut report) {
-            Err(e) => report.verdict = Verdict::Error(e),
+        match self.score() {
+            Err(e) => self.report.verdict = Verdict::Error(e),
             Ok(score) if self.calibrating => {
                 if let Some(t) = self.calibrator.push(score) {
                     self.threshold = t;
                     self.calibrating = false;
-                    report.calibrated = Some(t);
+                    self.report.calibrated = Some(t);
                 }
             }
             Ok(score) => {
-                report.verdict = if score > self.threshold {
+                self.report.verdict = if score > self.threshold {
                     Verdict::Anomaly
                 } else {
                     Verdict::Normal
                 };
             }
         }
-        Some(report)
+        Some(&self.report)
     }
 
     /// The latest completed window, normalized (what was scored). Shape: `[len][3]`.
@@ -607,27 +643,27 @@ impl<'m> App<'m> {
         self.windower.window()
     }
 
-    /// Scores the latest (normalized) window; fills μ, log σ² and the score.
-    fn score(&mut self, report: &mut Report) -> Result<f32, vae_nostd::Error> {
-        let vae = Vae::new(CONFIG, self.model.params)?;
-        let mut ws = Workspace::new(&CONFIG, 1, 1, &mut self.ws[..])?;
+    /// Scores the latest (normalized) window; fills μ, log σ² and the score. Out of line: the
+    /// scoring path's frames start here, below only the main loop's.
+    #[inline(never)]
+    fn score(&mut self) -> Result<f32, vae_nostd::Error> {
         let mut out = [0f32; 1];
         let kind: ScoreKind = self.model.file.score();
         // The Cortex-M4F kernel: bit-identical to `Portable` (tested on target), 1.3–1.5
         // instructions per multiply-accumulate instead of about 2.6.
-        vae.score(
+        self.vae.score(
             &crate::kernel_m4::CortexM4,
             self.windower.window(),
             1,
             kind,
             &mut self.rng,
-            &mut ws,
+            &mut self.ws,
             &mut out,
         )?;
-        let (mu, log_var) = ws.head(1).split_at(Z);
-        report.mu.copy_from_slice(mu);
-        report.log_var.copy_from_slice(log_var);
-        report.score = out[0];
+        let (mu, log_var) = self.ws.head(1).split_at(Z);
+        self.report.mu.copy_from_slice(mu);
+        self.report.log_var.copy_from_slice(log_var);
+        self.report.score = out[0];
         if out[0].is_finite() {
             Ok(out[0])
         } else {
@@ -778,7 +814,7 @@ mod tests {
             let t = n as f32 * 0.3;
             let s = [10.0 * libm::sinf(t), 5.0, 1000.0 + libm::cosf(t)];
             raw.extend_from_slice(&s);
-            report = app.push(s);
+            report = app.push(s).copied();
         }
         let r = report.unwrap();
         assert_eq!(r.verdict, Verdict::Calibrating);

@@ -53,7 +53,7 @@ impl Gemm<f32> for CortexM4 {
     ) {
         // Contiguous rows of A and columns of B (the dense layers); anything else is Portable's.
         if a.cs != 1 || b.rs != 1 {
-            Portable.gemm_unchecked(alpha, a, b, beta, c);
+            portable(alpha, a, b, beta, c);
             return;
         }
         let k = a.cols;
@@ -84,6 +84,13 @@ impl Gemm<f32> for CortexM4 {
 }
 
 /// `[dot(x, w[0]), .., dot(x, w[3])]` bit for bit; every `w[r]` has `x.len()` elements.
+/// Other stride patterns (not on the scoring path): out of line, so its frame is not part of
+/// the matrix-vector product's.
+#[inline(never)]
+fn portable(alpha: f32, a: MatRef<'_, f32>, b: MatRef<'_, f32>, beta: f32, c: MatMut<'_, f32>) {
+    Portable.gemm_unchecked(alpha, a, b, beta, c);
+}
+
 #[inline]
 fn dot4(x: &[f32], w: [&[f32]; 4]) -> [f32; 4] {
     let k = x.len();

@@ -12,7 +12,7 @@
 use static_cell::StaticCell;
 use vae_nostd::ScoreKind;
 
-use crate::app::{App, Buffers, Model, Settings, StartupError, Verdict};
+use crate::app::{App, Buffers, Model, Report, Settings, StartupError, Verdict};
 use crate::board::Board;
 use crate::{CONFIG, telemetry};
 
@@ -128,84 +128,109 @@ pub struct Summary {
 }
 
 /// Runs the application on `board` until `max_windows` windows (forever with `None`).
+///
+/// Stack: the loop's frame holds the summary and one report; reading and scoring
+/// ([`step`]) and logging ([`log_window`]) are separate calls, so the scoring path's frames
+/// never sit below the logging's temporaries.
 pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>) -> Summary {
     let mut s = Summary::default();
     board.show(crate::app::State::Calibrating);
     while max_windows.is_none_or(|m| s.windows < m) {
-        if board.button_a_pressed() {
-            defmt::info!(
-                "button A: re-calibrating on the next {=u32} valid windows",
-                app.calibrator().windows()
-            );
-            app.recalibrate();
-            board.show(crate::app::State::Calibrating);
-        }
-        let sample = match board.read_sample_mg() {
-            Ok(v) => v,
-            Err(e) => {
-                defmt::warn!(
-                    "sensor: {} at sample {=u64}; counted as invalid",
-                    e,
-                    app.samples()
-                );
-                [f32::NAN; 3]
-            }
-        };
-        let Some(r) = app.push(sample) else {
+        if step(app, board).is_none() {
             continue;
-        };
-        s.windows += 1;
+        }
+        let r = app.report();
         let truth = board.truth(r.window.first_sample, app.model().window.len);
+        s.count(r, truth);
+        log_window(app, r, truth);
+        board.show(if app.is_calibrating() {
+            crate::app::State::Calibrating
+        } else {
+            (&app.report().verdict).into()
+        });
+    }
+    s
+}
+
+/// Button A, one sample from the sensor, and the report of the window it completes, if any.
+#[inline(never)]
+fn step<'a, B: Board>(app: &'a mut App<'_>, board: &mut B) -> Option<&'a Report> {
+    if board.button_a_pressed() {
+        defmt::info!(
+            "button A: re-calibrating on the next {=u32} valid windows",
+            app.calibrator().windows()
+        );
+        app.recalibrate();
+        board.show(crate::app::State::Calibrating);
+    }
+    let sample = match board.read_sample_mg() {
+        Ok(v) => v,
+        Err(e) => {
+            defmt::warn!(
+                "sensor: {} at sample {=u64}; counted as invalid",
+                e,
+                app.samples()
+            );
+            [f32::NAN; 3]
+        }
+    };
+    app.push(sample)
+}
+
+impl Summary {
+    /// Counts one window's verdict (and, with the truth known, whether it was right).
+    fn count(&mut self, r: &Report, truth: Option<u8>) {
+        self.windows += 1;
         match r.verdict {
-            Verdict::Calibrating => s.calibrating += 1,
-            Verdict::Normal => s.normal += 1,
-            Verdict::Anomaly => s.anomaly += 1,
-            Verdict::Invalid(_) => s.invalid += 1,
-            Verdict::Error(_) => s.error += 1,
+            Verdict::Calibrating => self.calibrating += 1,
+            Verdict::Normal => self.normal += 1,
+            Verdict::Anomaly => self.anomaly += 1,
+            Verdict::Invalid(_) => self.invalid += 1,
+            Verdict::Error(_) => self.error += 1,
         }
         let judged = matches!(r.verdict, Verdict::Normal | Verdict::Anomaly);
         match truth {
             Some(t) if judged && t != 0 => {
-                s.true_anomalies += 1;
-                s.detected += u32::from(r.verdict == Verdict::Anomaly);
+                self.true_anomalies += 1;
+                self.detected += u32::from(r.verdict == Verdict::Anomaly);
             }
             Some(_) if judged => {
-                s.true_normal += 1;
-                s.false_alarms += u32::from(r.verdict == Verdict::Anomaly);
+                self.true_normal += 1;
+                self.false_alarms += u32::from(r.verdict == Verdict::Anomaly);
             }
             _ => {}
         }
-        let frame = telemetry::encode(&r);
-        match truth {
-            Some(t) => defmt::info!(
-                "w={=u32} truth={=u8} {} score={=f32} frame={=[u8]:02x}",
-                r.window.index,
-                t,
-                r.verdict,
-                r.score,
-                frame
-            ),
-            None => defmt::info!(
-                "w={=u32} {} score={=f32} frame={=[u8]:02x}",
-                r.window.index,
-                r.verdict,
-                r.score,
-                frame
-            ),
-        }
-        if let Some(t) = r.calibrated {
-            defmt::info!(
-                "calibrated: threshold {=f32} from {=u32} windows (model file: {=f32})",
-                t,
-                app.calibrator().windows(),
-                app.model().file.threshold().unwrap_or(f32::NAN)
-            );
-        }
-        board.show(if app.is_calibrating() {
-            crate::app::State::Calibrating
-        } else {
-            (&r.verdict).into()
-        });
     }
-    s
+}
+
+/// The window's log line (with its telemetry frame) and, at the end of a calibration, the new
+/// threshold.
+#[inline(never)]
+fn log_window(app: &App<'_>, r: &Report, truth: Option<u8>) {
+    let frame = telemetry::encode(r);
+    match truth {
+        Some(t) => defmt::info!(
+            "w={=u32} truth={=u8} {} score={=f32} frame={=[u8]:02x}",
+            r.window.index,
+            t,
+            r.verdict,
+            r.score,
+            frame
+        ),
+        None => defmt::info!(
+            "w={=u32} {} score={=f32} frame={=[u8]:02x}",
+            r.window.index,
+            r.verdict,
+            r.score,
+            frame
+        ),
+    }
+    if let Some(t) = r.calibrated {
+        defmt::info!(
+            "calibrated: threshold {=f32} from {=u32} windows (model file: {=f32})",
+            t,
+            app.calibrator().windows(),
+            app.model().file.threshold().unwrap_or(f32::NAN)
+        );
+    }
 }

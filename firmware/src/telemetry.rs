@@ -21,7 +21,7 @@
 
 use core::fmt;
 
-use crc::{CRC_16_IBM_3740, Crc};
+use crc::{CRC_16_IBM_3740, Crc, NoTable};
 
 use crate::Z;
 use crate::app::Report;
@@ -33,7 +33,8 @@ pub const VERSION: u8 = 1;
 /// Bytes of a frame for this firmware's Z.
 pub const FRAME_LEN: usize = 14 + 2 * Z;
 
-static CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_3740);
+/// Bit-at-a-time (frames are 30 bytes): no 512-byte table in flash.
+static CRC16: Crc<u16, NoTable> = Crc::<u16, NoTable>::new(&CRC_16_IBM_3740);
 
 /// A decoded frame.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -73,6 +73,51 @@ impl Bound {
     pub fn elbo(&self) -> f64 {
         self.rec - self.kl
     }
+
+    /// Means from one pass's sums over `n` datapoints and `rows` = n·L draws.
+    fn from_sums<T: Real>(s: Sums<T>, n: usize, rows: usize) -> Bound {
+        Bound {
+            objective: s.objective.to_f64() / n as f64,
+            kl: s.kl.to_f64() / n as f64,
+            rec: s.rec.to_f64() / rows as f64,
+        }
+    }
+}
+
+/// The workspace offsets the forward pass's per-sample terms use: a copy of these seven
+/// rather than of the whole layout keeps the Cortex-M scoring path's stack frame small.
+#[derive(Clone, Copy)]
+struct FwdOffsets {
+    z: usize,
+    head: usize,
+    eps: usize,
+    out: usize,
+    rec: usize,
+    logw: usize,
+    point: usize,
+}
+
+impl FwdOffsets {
+    fn of(l: &WorkspaceLayout) -> Self {
+        FwdOffsets {
+            z: l.z,
+            head: l.head,
+            eps: l.eps,
+            out: l.out,
+            rec: l.rec,
+            logw: l.logw,
+            point: l.point,
+        }
+    }
+}
+
+/// A forward pass's sums, in `T`: the device's scoring path (which discards them) does no
+/// `f64` arithmetic, a soft-float library on the Cortex-M4F. [`Bound`] divides them in `f64`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sums<T> {
+    objective: T,
+    kl: T,
+    rec: T,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -453,6 +498,9 @@ impl<'p, T: Real> Vae<'p, T> {
         check_len("x", n * self.cfg.input, x.len())
     }
 
+    // Out of line, and reading only the offsets it needs (not a copy of the whole layout):
+    // small stack frames on the Cortex-M scoring path.
+    #[inline(never)]
     fn encode_unchecked<K: Gemm<T> + ?Sized>(
         &self,
         kernel: &K,
@@ -460,16 +508,16 @@ impl<'p, T: Real> Vae<'p, T> {
         n: usize,
         ws: &mut Workspace<'_, T>,
     ) -> Result<(), Error> {
-        let lay = ws.layout;
+        let (enc_h, head) = (ws.layout.enc_h, ws.layout.head);
         let ne = self.cfg.encoder_hidden.len();
         for i in 0..=ne {
             let (w, b, inp_dim, out_dim) = self.wb(Net::Encoder, i);
-            let dst = if i < ne { lay.enc_h[i] } else { lay.head };
+            let dst = if i < ne { enc_h[i] } else { head };
             if i == 0 {
                 let out = &mut ws.buf[dst..dst + n * out_dim];
                 linear_forward(kernel, out, x, w, b, n, inp_dim, out_dim)?;
             } else {
-                let src = lay.enc_h[i - 1];
+                let src = enc_h[i - 1];
                 let (out, inp) = regions2(ws.buf, dst..dst + n * out_dim, src..src + n * inp_dim)?;
                 linear_forward(kernel, out, inp, w, b, n, inp_dim, out_dim)?;
             }
@@ -508,18 +556,20 @@ impl<'p, T: Real> Vae<'p, T> {
         self.decode_unchecked(kernel, rows, ws)
     }
 
+    // Out of line, as `encode_unchecked`.
+    #[inline(never)]
     fn decode_unchecked<K: Gemm<T> + ?Sized>(
         &self,
         kernel: &K,
         rows: usize,
         ws: &mut Workspace<'_, T>,
     ) -> Result<(), Error> {
-        let lay = ws.layout;
+        let (dec_h, out_at, z_at) = (ws.layout.dec_h, ws.layout.out, ws.layout.z);
         let nd = self.cfg.decoder_hidden.len();
         for j in 0..=nd {
             let (w, b, inp_dim, out_dim) = self.wb(Net::Decoder, j);
-            let dst = if j < nd { lay.dec_h[j] } else { lay.out };
-            let src = if j == 0 { lay.z } else { lay.dec_h[j - 1] };
+            let dst = if j < nd { dec_h[j] } else { out_at };
+            let src = if j == 0 { z_at } else { dec_h[j - 1] };
             let (out, inp) =
                 regions2(ws.buf, dst..dst + rows * out_dim, src..src + rows * inp_dim)?;
             linear_forward(kernel, out, inp, w, b, rows, inp_dim, out_dim)?;
@@ -546,7 +596,8 @@ impl<'p, T: Real> Vae<'p, T> {
         let rows = n * obj.samples;
         let e = ws.layout.eps;
         fill_standard_normal(rng, &mut ws.buf[e..e + rows * self.cfg.latent]);
-        self.forward_inner(kernel, x, n, obj, ws)
+        let sums = self.forward_inner(kernel, x, n, obj, ws)?;
+        Ok(Bound::from_sums(sums, n, rows))
     }
 
     /// As [`Vae::forward`], with ε given by the caller: `eps [n·L][Z]`, row `b·L + l` for
@@ -565,7 +616,8 @@ impl<'p, T: Real> Vae<'p, T> {
         check_finite(eps)?;
         let e = ws.layout.eps;
         ws.buf[e..e + eps.len()].copy_from_slice(eps);
-        self.forward_inner(kernel, x, n, obj, ws)
+        let sums = self.forward_inner(kernel, x, n, obj, ws)?;
+        Ok(Bound::from_sums(sums, n, n * obj.samples))
     }
 
     pub(crate) fn check_forward(
@@ -598,11 +650,9 @@ impl<'p, T: Real> Vae<'p, T> {
         n: usize,
         obj: Objective<T>,
         ws: &mut Workspace<'_, T>,
-    ) -> Result<Bound, Error> {
-        let lay = ws.layout;
+    ) -> Result<Sums<T>, Error> {
+        let lay = FwdOffsets::of(&ws.layout);
         let zd = self.cfg.latent;
-        let d = self.cfg.input;
-        let dout = self.cfg.decoder_out();
         let l_count = obj.samples;
         let rows = n * l_count;
         self.encode_unchecked(kernel, x, n, ws)?;
@@ -624,12 +674,31 @@ impl<'p, T: Real> Vae<'p, T> {
             }
         }
         self.decode_unchecked(kernel, rows, ws)?;
+        self.sample_terms(x, n, obj, ws)
+    }
+
+    /// The forward pass's per-sample terms, after the decoder: rec = log p(x|z), logw = the
+    /// estimator's sample term, and each datapoint's value. Out of line: its temporaries (the
+    /// likelihood's blocks) are not on the stack while the layers run.
+    #[inline(never)]
+    fn sample_terms(
+        &self,
+        x: &[T],
+        n: usize,
+        obj: Objective<T>,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<Sums<T>, Error> {
+        let lay = FwdOffsets::of(&ws.layout);
+        let zd = self.cfg.latent;
+        let d = self.cfg.input;
+        let dout = self.cfg.decoder_out();
+        let l_count = obj.samples;
 
         // Per-sample terms: rec = log p(x|z), logw = the estimator's sample term.
-        let mut sum_rec = 0.0f64;
-        let mut sum_kl = 0.0f64;
-        let mut sum_obj = 0.0f64;
-        let ln_l = T::from_f64(libm::log(l_count as f64));
+        let mut sum_rec = T::ZERO;
+        let mut sum_kl = T::ZERO;
+        let mut sum_obj = T::ZERO;
+        let ln_l = T::from_usize(l_count).ln();
         for b in 0..n {
             let xb = &x[b * d..(b + 1) * d];
             let hb = lay.head + b * 2 * zd;
@@ -658,14 +727,14 @@ impl<'p, T: Real> Vae<'p, T> {
                 let logw = rec + obj.beta * lpq;
                 ws.buf[lay.rec + s] = rec;
                 ws.buf[lay.logw + s] = logw;
-                sum_rec += rec.to_f64();
+                sum_rec += rec;
                 if obj.estimator != Estimator::Analytic {
-                    sum_kl -= lpq.to_f64() / l_count as f64;
+                    sum_kl -= lpq / T::from_usize(l_count);
                 }
                 mean_rec += rec;
                 mean_logw += logw;
             }
-            let inv_l = T::ONE / T::from_f64(l_count as f64);
+            let inv_l = T::ONE / T::from_usize(l_count);
             let point = match obj.estimator {
                 Estimator::Analytic => mean_rec * inv_l - obj.beta * kl_b,
                 Estimator::MonteCarlo => mean_logw * inv_l,
@@ -675,19 +744,18 @@ impl<'p, T: Real> Vae<'p, T> {
                 }
             };
             ws.buf[lay.point + b] = point;
-            sum_kl += kl_b.to_f64();
-            sum_obj += point.to_f64();
+            sum_kl += kl_b;
+            sum_obj += point;
         }
-        let bound = Bound {
-            objective: sum_obj / n as f64,
-            kl: sum_kl / n as f64,
-            rec: sum_rec / rows as f64,
-        };
-        if !(bound.objective.is_finite() && bound.kl.is_finite() && bound.rec.is_finite()) {
+        if !(sum_obj.is_finite() && sum_kl.is_finite() && sum_rec.is_finite()) {
             return Err(Error::NonFiniteLoss);
         }
         ws.pass = Some(Pass { n, obj });
-        Ok(bound)
+        Ok(Sums {
+            objective: sum_obj,
+            kl: sum_kl,
+            rec: sum_rec,
+        })
     }
 
     /// Gradient of the loss `−objective` (the minibatch mean of the last forward pass's
@@ -735,8 +803,8 @@ impl<'p, T: Real> Vae<'p, T> {
         let dout = cfg.decoder_out();
         let l_count = obj.samples;
         let rows = n * l_count;
-        let inv_n = T::ONE / T::from_f64(n as f64);
-        let inv_nl = T::ONE / T::from_f64(rows as f64);
+        let inv_n = T::ONE / T::from_usize(n);
+        let inv_nl = T::ONE / T::from_usize(rows);
 
         // Weight c_s of each sample in the loss −Σ_s c_s·(sample term); kept in `logw`.
         for b in 0..n {

@@ -82,7 +82,7 @@
 
 use core::fmt;
 
-use crc::{CRC_32_ISO_HDLC, Crc};
+use crc::{CRC_32_ISO_HDLC, Crc, NoTable};
 
 use crate::{Activation, Error, Likelihood, MAX_HIDDEN, ScoreKind, VaeConfig};
 
@@ -126,7 +126,9 @@ const OFF_FALSE_ALARM: usize = 84;
 // Lengths are stored as u32 and widened to usize.
 const _: () = assert!(usize::BITS >= 32);
 
-static CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+/// Bit-at-a-time: no 1 KB lookup table in the firmware's flash. Checking a model is a
+/// start-up cost (about 40 instructions per byte) and the host's files are small.
+static CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
 
 /// Bytes of the model file for a valid `cfg`: `88 + 8·D + 4·P + 4`. Saturates at `usize::MAX`
 /// for configurations too large to address (which [`write()`] then refuses).

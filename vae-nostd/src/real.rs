@@ -4,10 +4,12 @@
 //! [0, 1]) are the crate's own branch-free routines ([`crate::fastmath`]), the others come from
 //! the [`libm`] crate, so the same inputs give bit-identical results on the host and on a
 //! Cortex-M (Rust never fuses a multiply and an add on its own, so the arithmetic itself is
-//! already portable).
+//! already portable). Normal draws ([`Real::normal_pair`]) are computed in the type's own
+//! precision: `f32` never touches `f64`, which the Cortex-M4F can only emulate in software.
 
 use core::fmt::{Debug, Display};
 use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+use rand_core::RngCore;
 
 /// A real scalar (`f32` or `f64`) with the handful of functions the model needs.
 pub trait Real:
@@ -40,6 +42,9 @@ pub trait Real:
     fn from_f64(x: f64) -> Self;
     /// Conversion to `f64` (exact).
     fn to_f64(self) -> f64;
+    /// Conversion from a count (rounding to nearest; exact below 2²⁴ for `f32`, 2⁵³ for `f64`),
+    /// without going through `f64`.
+    fn from_usize(n: usize) -> Self;
     /// e^x.
     fn exp(self) -> Self;
     /// Natural logarithm.
@@ -55,6 +60,11 @@ pub trait Real:
     fn sqrt(self) -> Self;
     /// |x|.
     fn abs(self) -> Self;
+    /// One pair of independent N(0, 1) draws by the Box–Muller transform in this precision:
+    /// [`crate::rng::standard_normal_pair`] for `f64` (53-bit uniforms, `libm`),
+    /// [`crate::rng::standard_normal_pair_f32`] for `f32` (24-bit uniforms, no `f64`); see
+    /// [`crate::rng`].
+    fn normal_pair<R: RngCore + ?Sized>(rng: &mut R) -> (Self, Self);
     /// True unless NaN or ±∞.
     fn is_finite(self) -> bool;
     /// The larger of two numbers (NaN-propagation not guaranteed).
@@ -78,7 +88,17 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $exp:path, $ln:path, $ln1p:path, $ln1p_unit:path, $tanh:path, $sqrt:path, $fabs:path) => {
+    (
+        $t:ty,
+        $exp:path,
+        $ln:path,
+        $ln1p:path,
+        $ln1p_unit:path,
+        $tanh:path,
+        $sqrt:path,
+        $fabs:path,
+        $normal_pair:path
+    ) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -91,6 +111,10 @@ macro_rules! impl_real {
             #[inline]
             fn to_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline]
+            fn from_usize(n: usize) -> Self {
+                n as $t
             }
             #[inline]
             fn exp(self) -> Self {
@@ -121,6 +145,10 @@ macro_rules! impl_real {
                 $fabs(self)
             }
             #[inline]
+            fn normal_pair<R: RngCore + ?Sized>(rng: &mut R) -> (Self, Self) {
+                $normal_pair(rng)
+            }
+            #[inline]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
@@ -129,7 +157,8 @@ macro_rules! impl_real {
 }
 
 // f32, the device's and the trainer's type: branch-free exp, tanh and ln(1 + x) on [0, 1]
-// from `fastmath` (vectorizable, no f64); the rest from libm. f64 (gradient checks): libm.
+// from `fastmath` (vectorizable, no f64), the f32 Box–Muller; the rest from libm.
+// f64 (gradient checks): libm, the f64 Box–Muller.
 impl_real!(
     f32,
     crate::fastmath::exp,
@@ -138,7 +167,8 @@ impl_real!(
     crate::fastmath::ln_1p_unit,
     crate::fastmath::tanh,
     libm::sqrtf,
-    libm::fabsf
+    libm::fabsf,
+    crate::rng::standard_normal_pair_f32
 );
 impl_real!(
     f64,
@@ -148,7 +178,8 @@ impl_real!(
     libm::log1p,
     libm::tanh,
     libm::sqrt,
-    libm::fabs
+    libm::fabs,
+    crate::rng::standard_normal_pair
 );
 
 /// ln(2π), used by every Gaussian log-density.

@@ -113,12 +113,12 @@ impl<T: Real> Vae<'_, T> {
                 beta: T::ONE,
             };
             self.forward(kernel, x, n, obj, rng, ws)?;
-            let lf = T::from_f64(l as f64);
+            let lf = T::from_usize(l);
             for (b, o) in out.iter_mut().enumerate() {
                 let v = match kind {
                     // Running log-sum-exp of all log-weights: chunk value + ln L_c.
                     ScoreKind::NegLogLikelihood { .. } => {
-                        let c = ws.per_datapoint()[b] + T::from_f64(libm::log(l as f64));
+                        let c = ws.per_datapoint()[b] + T::from_usize(l).ln();
                         if done == 0 {
                             c
                         } else {
@@ -141,8 +141,8 @@ impl<T: Real> Vae<'_, T> {
             }
             done += l;
         }
-        let tf = T::from_f64(total as f64);
-        let ln_total = T::from_f64(libm::log(total as f64));
+        let tf = T::from_usize(total);
+        let ln_total = tf.ln();
         for o in out.iter_mut() {
             *o = match kind {
                 ScoreKind::NegLogLikelihood { .. } => ln_total - *o,

@@ -33,7 +33,11 @@ const CFG: VaeConfig = VaeConfig::new(
     },
 );
 const BATCH: usize = 64;
-const STEPS: usize = 600;
+/// Adagrad steps. Where training ends depends on the seed's ε stream: over seeds 1–100 the
+/// test ELBO ends within the 0.5 nat asserted below for 62 seeds after 600 steps and for 97
+/// after 2000 (the f32 Box–Muller and the former f64 one alike), so the check does not hinge
+/// on one lucky stream.
+const STEPS: usize = 2000;
 
 /// Trains `steps` Adagrad steps (the paper's optimizer) from `seed`; returns the parameters.
 fn train(seed: u64, steps: usize, data: &[f32]) -> Vec<f32> {

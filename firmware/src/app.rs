@@ -491,7 +491,12 @@ pub struct Report {
 /// The application state: a model, the windower, the workspace, the calibration. Its buffers
 /// are borrowed from [`Buffers`]; the rest is a few hundred bytes.
 pub struct App<'m> {
-    model: Model<'m>,
+    /// Window geometry (the model file's).
+    geometry: Window,
+    /// The anomaly score (the model file's).
+    kind: ScoreKind,
+    /// The model file's own threshold, if it has one.
+    file_threshold: Option<f32>,
     windower: Windower<'m>,
     /// The model's parameters, checked once at start-up.
     vae: Vae<'m, f32>,
@@ -536,7 +541,9 @@ impl<'m> App<'m> {
             ring,
         )?;
         Ok(App {
-            model,
+            geometry: model.window,
+            kind: model.file.score(),
+            file_threshold: model.file.threshold(),
             windower,
             vae,
             ws,
@@ -565,9 +572,15 @@ impl<'m> App<'m> {
         &self.report
     }
 
-    /// The model.
-    pub fn model(&self) -> &Model<'m> {
-        &self.model
+    /// The model's window geometry.
+    pub fn geometry(&self) -> Window {
+        self.geometry
+    }
+
+    /// The model file's threshold, if it has one (the one in use until the first
+    /// calibration ends).
+    pub fn file_threshold(&self) -> Option<f32> {
+        self.file_threshold
     }
 
     /// The calibration in progress (or the last one).
@@ -601,22 +614,37 @@ impl<'m> App<'m> {
     /// lives in the application (static on the device), not on the stack.
     pub fn push(&mut self, acc_mg: [f32; 3]) -> Option<&Report> {
         let info = self.windower.push(acc_mg)?;
-        self.report = Report {
-            window: info,
-            verdict: Verdict::Calibrating,
-            score: f32::NAN,
-            threshold: if self.calibrating {
-                f32::NAN
-            } else {
-                self.threshold
-            },
-            mu: [f32::NAN; Z],
-            log_var: [f32::NAN; Z],
-            calibrated: None,
+        Some(self.judge(info))
+    }
+
+    /// Adds one sample (mg) to the window being filled; returns the window it completes, if
+    /// any, for [`App::judge`]. ([`App::push`] is the two in one; the main loop calls them
+    /// apart so that reading the sensor and scoring are sibling calls, not nested ones.)
+    pub fn push_sample(&mut self, acc_mg: [f32; 3]) -> Option<WindowInfo> {
+        self.windower.push(acc_mg)
+    }
+
+    /// Scores the window just completed (`info`, from [`App::push_sample`]), feeds the
+    /// calibration or applies the threshold, and returns the report.
+    #[inline(never)]
+    pub fn judge(&mut self, info: WindowInfo) -> &Report {
+        // Field by field: no Report-sized temporary on the stack.
+        let threshold = if self.calibrating {
+            f32::NAN
+        } else {
+            self.threshold
         };
+        let r = &mut self.report;
+        r.window = info;
+        r.verdict = Verdict::Calibrating;
+        r.score = f32::NAN;
+        r.threshold = threshold;
+        r.mu = [f32::NAN; Z];
+        r.log_var = [f32::NAN; Z];
+        r.calibrated = None;
         if let Some(bad) = info.invalid {
             self.report.verdict = Verdict::Invalid(bad);
-            return Some(&self.report);
+            return &self.report;
         }
         match self.score() {
             Err(e) => self.report.verdict = Verdict::Error(e),
@@ -635,7 +663,7 @@ impl<'m> App<'m> {
                 };
             }
         }
-        Some(&self.report)
+        &self.report
     }
 
     /// The latest completed window, normalized (what was scored). Shape: `[len][3]`.
@@ -643,12 +671,10 @@ impl<'m> App<'m> {
         self.windower.window()
     }
 
-    /// Scores the latest (normalized) window; fills μ, log σ² and the score. Out of line: the
-    /// scoring path's frames start here, below only the main loop's.
-    #[inline(never)]
+    /// Scores the latest (normalized) window; fills μ, log σ² and the score.
     fn score(&mut self) -> Result<f32, vae_nostd::Error> {
         let mut out = [0f32; 1];
-        let kind: ScoreKind = self.model.file.score();
+        let kind = self.kind;
         // The Cortex-M4F kernel: bit-identical to `Portable` (tested on target), 1.3–1.5
         // instructions per multiply-accumulate instead of about 2.6.
         self.vae.score(

@@ -66,24 +66,27 @@ impl Gemm<f32> for CortexM4 {
         };
         for i in 0..c.rows {
             let x = &a.data[i * a.rs..i * a.rs + k];
-            let col = |j: usize| &b.data[j * b.cs..j * b.cs + k];
             let mut j = 0;
             while j + 4 <= c.cols {
-                let acc = dot4(x, [col(j), col(j + 1), col(j + 2), col(j + 3)]);
+                // Four consecutive rows of W: one slice and their stride, not four slices (the
+                // scoring path's stack frame).
+                let acc = dot4(x, &b.data[j * b.cs..], b.cs);
                 for (q, v) in acc.into_iter().enumerate() {
                     store(&mut c.data[i * c.rs + (j + q) * c.cs], v);
                 }
                 j += 4;
             }
             while j < c.cols {
-                store(&mut c.data[i * c.rs + j * c.cs], dot(x, col(j)));
+                store(
+                    &mut c.data[i * c.rs + j * c.cs],
+                    dot(x, &b.data[j * b.cs..j * b.cs + k]),
+                );
                 j += 1;
             }
         }
     }
 }
 
-/// `[dot(x, w[0]), .., dot(x, w[3])]` bit for bit; every `w[r]` has `x.len()` elements.
 /// Other stride patterns (not on the scoring path): out of line, so its frame is not part of
 /// the matrix-vector product's.
 #[inline(never)]
@@ -91,62 +94,65 @@ fn portable(alpha: f32, a: MatRef<'_, f32>, b: MatRef<'_, f32>, beta: f32, c: Ma
     Portable.gemm_unchecked(alpha, a, b, beta, c);
 }
 
+/// `dot(x, W row r)` for the four rows `r = 0..4` of `w` (row r at `w[r·cs..r·cs + k]`), with
+/// `dot`'s partial sums and order.
 #[inline]
-fn dot4(x: &[f32], w: [&[f32]; 4]) -> [f32; 4] {
+fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
     let k = x.len();
+    let w = &w[..3 * cs + k];
     let main = k - k % STEP;
-    // s[4·r + l]: partial sum l of output r.
-    let mut s = if main > 0 {
-        block4(
-            &x[..main],
-            [&w[0][..main], &w[1][..main], &w[2][..main], &w[3][..main]],
-        )
-    } else {
-        [0.0; 16]
-    };
-    // The rest, in `dot`'s order: a chunk of four into the four sums, then sum 0.
+    let mut s = [0f32; 16];
+    if main > 0 {
+        block4(&x[..main], w, cs, &mut s);
+    }
     let mut p = main;
     if p + 4 <= k {
-        for (r, wr) in w.iter().enumerate() {
+        for r in 0..4 {
             for l in 0..4 {
-                s[4 * r + l] += x[p + l] * wr[p + l];
+                s[4 * r + l] += x[p + l] * w[r * cs + p + l];
             }
         }
         p += 4;
     }
-    for (r, wr) in w.iter().enumerate() {
+    for r in 0..4 {
         for q in p..k {
-            s[4 * r] += x[q] * wr[q];
+            s[4 * r] += x[q] * w[r * cs + q];
         }
     }
     core::array::from_fn(|r| (s[4 * r] + s[4 * r + 1]) + (s[4 * r + 2] + s[4 * r + 3]))
 }
 
-/// Sixteen partial sums, from `+0.0`: `s[4·r + l]` is the sum of `x[p]·w[r][p]` over
-/// `p ≡ l (mod 4)`, `p` ascending; `x.len()` is a positive multiple of [`STEP`] and every
-/// `w[r]` is exactly as long (checked: a length mismatch panics before any memory is read).
+/// The main blocks: `s[4r + l] = Σ x[p]·w[r·cs + p]` over `p ≡ l (mod 4)`, `p < x.len()`, for
+/// the four rows `r`, with `x.len()` a non-zero multiple of eight (`w` holds `3·cs + x.len()`
+/// elements). Products are added in ascending `p` within each of the 16 sums, as `Portable`
+/// does, with `vmla.f32` (rounded product, rounded sum).
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 #[allow(unsafe_code)]
 #[inline(never)]
-fn block4(x: &[f32], w: [&[f32]; 4]) -> [f32; 16] {
-    /// The accumulators' start, `+0.0` as in `dot` (one `vldmia`).
+fn block4(x: &[f32], w: &[f32], cs: usize, s: &mut [f32; 16]) {
     static ZEROS: [f32; 16] = [0.0; 16];
-    let mut s = core::mem::MaybeUninit::<[f32; 16]>::uninit();
     let n = x.len() / STEP;
-    assert!(n > 0 && x.len() == n * STEP && w.iter().all(|wr| wr.len() == x.len()));
-    // SAFETY: why `unsafe`: the loop below is 1.22 instructions per MAC (whole 64x192 and
-    // 500x784 layers: 1.47 and 1.28) against 2.73 and 2.55 for the best safe Rust, `Portable`
-    // (measured with `bash scripts/bench-device.sh`, QEMU `-icount`): LLVM emits one `vldr`
-    // per element and never the multi-register `vldmia` loads this relies on.
-    // Soundness: the assembly reads exactly `8·n` f32 from each of `x`, `w[0..4]` (the
-    // assert above: each slice holds `8·n` elements, `n ≥ 1`, so the `n` iterations of the
-    // do-while loop stay inside them) and the 16 f32 of `ZEROS`, and writes all 16 f32 of
-    // `s` (a local, so `assume_init` after it is sound: every element is written, and the
-    // `vstmia` is unconditional). All pointers come from live slices, a static or a local,
-    // so they are valid and 4-byte aligned.
-    // Every register it changes is declared (the pointers and the counter as `inout`, the
-    // FPU registers as clobbers; `vmla` only sets the cumulative FPSCR exception flags); it
-    // uses no stack.
+    let k = x.len();
+    // Safe slicing checks every row's range (and panics only on a caller bug: dot4 passes
+    // `w[..3·cs + k]` with `cs ≥ k`).
+    assert!(n > 0 && k == n * STEP && cs >= k);
+    let (w0, w1, w2, w3) = (
+        &w[..k],
+        &w[cs..cs + k],
+        &w[2 * cs..2 * cs + k],
+        &w[3 * cs..3 * cs + k],
+    );
+    // SAFETY: why `unsafe`: the loop below is 1.22 instructions per MAC against about 2.5 for
+    // the best safe Rust, `Portable` (measured with `bash scripts/bench-device.sh`, QEMU
+    // `-icount`): LLVM emits one `vldr` per element and never the multi-register `vldmia`
+    // loads this relies on.
+    // Soundness: the assembly reads exactly `8·n` f32 from each of `x`, `w0..w3` (the assert
+    // and the safe slicing above: each holds `8·n = k` elements, `n ≥ 1`, so the `n`
+    // iterations of the do-while loop stay inside them) and the 16 f32 of `ZEROS`, and writes
+    // the 16 f32 of `s` (a `&mut [f32; 16]`). All pointers come from live slices, a static or
+    // a unique borrow, so they are valid and 4-byte aligned. Every register it changes is
+    // declared (the pointers and the counter as `inout`, the FPU registers as clobbers; `vmla`
+    // only sets the cumulative FPSCR exception flags); it uses no stack.
     unsafe {
         core::arch::asm!(
             "vldmia {zeros}, {{s16-s31}}",
@@ -194,10 +200,10 @@ fn block4(x: &[f32], w: [&[f32]; 4]) -> [f32; 16] {
             zeros = in(reg) ZEROS.as_ptr(),
             acc = in(reg) s.as_mut_ptr(),
             x = inout(reg) x.as_ptr() => _,
-            w0 = inout(reg) w[0].as_ptr() => _,
-            w1 = inout(reg) w[1].as_ptr() => _,
-            w2 = inout(reg) w[2].as_ptr() => _,
-            w3 = inout(reg) w[3].as_ptr() => _,
+            w0 = inout(reg) w0.as_ptr() => _,
+            w1 = inout(reg) w1.as_ptr() => _,
+            w2 = inout(reg) w2.as_ptr() => _,
+            w3 = inout(reg) w3.as_ptr() => _,
             n = inout(reg) n => _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
@@ -209,22 +215,20 @@ fn block4(x: &[f32], w: [&[f32]; 4]) -> [f32; 16] {
             out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         );
-        s.assume_init()
     }
 }
 
-/// The same loop in plain Rust (the host build of the firmware crate): same sums, same order.
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-fn block4(x: &[f32], w: [&[f32]; 4]) -> [f32; 16] {
-    let mut s = [0f32; 16];
-    for (r, wr) in w.iter().enumerate() {
+fn block4(x: &[f32], w: &[f32], cs: usize, s: &mut [f32; 16]) {
+    let k = x.len();
+    for r in 0..4 {
+        let wr = &w[r * cs..r * cs + k];
         for (xc, wc) in x.chunks_exact(4).zip(wr.chunks_exact(4)) {
             for l in 0..4 {
                 s[4 * r + l] += xc[l] * wc[l];
             }
         }
     }
-    s
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use static_cell::StaticCell;
 use vae_nostd::ScoreKind;
 
-use crate::app::{App, Buffers, Model, Report, Settings, StartupError, Verdict};
+use crate::app::{App, Buffers, Model, Report, Settings, StartupError, Verdict, WindowInfo};
 use crate::board::Board;
 use crate::{CONFIG, telemetry};
 
@@ -56,20 +56,35 @@ pub fn start(
     cell: &'static StaticCell<App<'static>>,
     seed: u64,
 ) -> Result<&'static mut App<'static>, StartupError> {
-    let result = Model::load(bytes).and_then(|m| App::new(m, settings, buffers, seed));
-    let app: &'static mut App<'static> = match result {
-        Ok(app) => cell.init(app),
-        Err(e) => {
-            defmt::error!(
-                "model rejected: {=str}; stopping. Re-export the model with host-trainer and rebuild ({})",
-                describe(&e),
-                e
-            );
-            return Err(e);
-        }
+    let reject = |e: StartupError| {
+        defmt::error!(
+            "model rejected: {=str}; stopping. Re-export the model with host-trainer and rebuild ({})",
+            describe(&e),
+            e
+        );
+        e
     };
-    let f = &app.model().file;
-    let w = app.model().window;
+    let model = Model::load(bytes).map_err(reject)?;
+    log_model(&model);
+    let app: &'static mut App<'static> = match App::new(model, settings, buffers, seed) {
+        Ok(app) => cell.init(app),
+        Err(e) => return Err(reject(e)),
+    };
+    let c = app.calibrator();
+    defmt::info!(
+        "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top; full scale {=f32} mg",
+        c.windows(),
+        c.rate(),
+        c.allowed_false_alarms() + 1,
+        settings.full_scale_mg
+    );
+    Ok(app)
+}
+
+/// The model's start-up lines: CRC, architecture, window; score and threshold.
+fn log_model(model: &Model<'_>) {
+    let f = &model.file;
+    let w = model.window;
     defmt::info!(
         "model CRC-32 {=u32:#010x}: {=usize}-{=usize}-{=usize} {}, window {=usize}x3 hop {=usize} at {=f32} Hz",
         f.crc(),
@@ -91,15 +106,6 @@ pub fn start(
         ),
         None => defmt::info!("score {}; the model has no threshold", score),
     }
-    let c = app.calibrator();
-    defmt::info!(
-        "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top; full scale {=f32} mg",
-        c.windows(),
-        c.rate(),
-        c.allowed_false_alarms() + 1,
-        settings.full_scale_mg
-    );
-    Ok(app)
 }
 
 /// Counts of verdicts, and (on a simulated board) of verdicts against the truth.
@@ -136,11 +142,12 @@ pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>)
     let mut s = Summary::default();
     board.show(crate::app::State::Calibrating);
     while max_windows.is_none_or(|m| s.windows < m) {
-        if step(app, board).is_none() {
+        let Some(info) = step(app, board) else {
             continue;
-        }
+        };
+        app.judge(info);
         let r = app.report();
-        let truth = board.truth(r.window.first_sample, app.model().window.len);
+        let truth = board.truth(r.window.first_sample, app.geometry().len);
         s.count(r, truth);
         log_window(app, r, truth);
         board.show(if app.is_calibrating() {
@@ -152,9 +159,9 @@ pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>)
     s
 }
 
-/// Button A, one sample from the sensor, and the report of the window it completes, if any.
+/// Button A, and one sample from the sensor; returns the window it completes, if any.
 #[inline(never)]
-fn step<'a, B: Board>(app: &'a mut App<'_>, board: &mut B) -> Option<&'a Report> {
+fn step<B: Board>(app: &mut App<'_>, board: &mut B) -> Option<WindowInfo> {
     if board.button_a_pressed() {
         defmt::info!(
             "button A: re-calibrating on the next {=u32} valid windows",
@@ -174,7 +181,7 @@ fn step<'a, B: Board>(app: &'a mut App<'_>, board: &mut B) -> Option<&'a Report>
             [f32::NAN; 3]
         }
     };
-    app.push(sample)
+    app.push_sample(sample)
 }
 
 impl Summary {
@@ -230,7 +237,7 @@ fn log_window(app: &App<'_>, r: &Report, truth: Option<u8>) {
             "calibrated: threshold {=f32} from {=u32} windows (model file: {=f32})",
             t,
             app.calibrator().windows(),
-            app.model().file.threshold().unwrap_or(f32::NAN)
+            app.file_threshold().unwrap_or(f32::NAN)
         );
     }
 }

@@ -280,14 +280,22 @@ fn regions<T>(
 
 /// Two disjoint regions of one buffer: one to write, one to read.
 fn regions2<T>(buf: &mut [T], w: Range<usize>, r: Range<usize>) -> Result<(&mut [T], &[T]), Error> {
-    match buf.get_disjoint_mut([w, r]) {
-        Ok([w, a]) => Ok((w, a)),
-        Err(_) => Err(Error::BufferTooSmall {
-            what: "workspace regions",
-            needed: 0,
-            available: 0,
-        }),
-    }
+    // One split between the two (disjoint) ranges: fewer temporaries than the general
+    // `get_disjoint_mut` (this is on the Cortex-M scoring path).
+    let split = if w.end <= r.start {
+        let (lo, hi) = buf.split_at_mut(r.start.min(buf.len()));
+        lo.get_mut(w).zip(hi.get(..r.end.saturating_sub(r.start)))
+    } else if r.end <= w.start {
+        let (lo, hi) = buf.split_at_mut(w.start.min(buf.len()));
+        hi.get_mut(..w.end.saturating_sub(w.start)).zip(lo.get(r))
+    } else {
+        None
+    };
+    split.ok_or(Error::BufferTooSmall {
+        what: "workspace regions",
+        needed: 0,
+        available: 0,
+    })
 }
 
 /// Weight and bias gradient slices of one layer.
@@ -651,30 +659,40 @@ impl<'p, T: Real> Vae<'p, T> {
         obj: Objective<T>,
         ws: &mut Workspace<'_, T>,
     ) -> Result<Sums<T>, Error> {
-        let lay = FwdOffsets::of(&ws.layout);
-        let zd = self.cfg.latent;
-        let l_count = obj.samples;
-        let rows = n * l_count;
+        let rows = n * obj.samples;
         self.encode_unchecked(kernel, x, n, ws)?;
-
-        // Reparameterization (§2.4): z = μ + σ ⊙ ε, σ = exp(½ log σ²).
-        {
-            let (z, head, eps) = regions(
-                ws.buf,
-                lay.z..lay.z + rows * zd,
-                lay.head..lay.head + n * 2 * zd,
-                lay.eps..lay.eps + rows * zd,
-            )?;
-            for s in 0..rows {
-                let h = &head[(s / l_count) * 2 * zd..][..2 * zd];
-                let (mu, lv) = h.split_at(zd);
-                for j in 0..zd {
-                    z[s * zd + j] = mu[j] + (T::HALF * lv[j]).exp() * eps[s * zd + j];
-                }
-            }
-        }
+        self.reparameterize(n, obj.samples, ws)?;
         self.decode_unchecked(kernel, rows, ws)?;
         self.sample_terms(x, n, obj, ws)
+    }
+
+    /// Reparameterization (§2.4): z = μ + σ ⊙ ε, σ = exp(½ log σ²), for `n` datapoints and
+    /// `l_count` draws each. Out of line, like the other steps of the forward pass, so that
+    /// [`Vae::forward`]'s own frame stays small under the layers'.
+    #[inline(never)]
+    fn reparameterize(
+        &self,
+        n: usize,
+        l_count: usize,
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        let lay = FwdOffsets::of(&ws.layout);
+        let zd = self.cfg.latent;
+        let rows = n * l_count;
+        let (z, head, eps) = regions(
+            ws.buf,
+            lay.z..lay.z + rows * zd,
+            lay.head..lay.head + n * 2 * zd,
+            lay.eps..lay.eps + rows * zd,
+        )?;
+        for s in 0..rows {
+            let h = &head[(s / l_count) * 2 * zd..][..2 * zd];
+            let (mu, lv) = h.split_at(zd);
+            for j in 0..zd {
+                z[s * zd + j] = mu[j] + (T::HALF * lv[j]).exp() * eps[s * zd + j];
+            }
+        }
+        Ok(())
     }
 
     /// The forward pass's per-sample terms, after the decoder: rec = log p(x|z), logw = the

@@ -200,7 +200,7 @@ mod app {
         ) else {
             halt()
         };
-        let rate = app.model().window.sample_rate_hz;
+        let rate = app.geometry().sample_rate_hz;
         let Some(odr) = odr(rate) else {
             defmt::error!("the LSM303AGR has no {=f32} Hz output data rate", rate);
             halt()

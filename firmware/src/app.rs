@@ -79,14 +79,22 @@ pub struct Settings {
     /// False-alarm rate of the on-device calibration; `None`: the model file's (or 1 % when the
     /// model has none).
     pub false_alarm_rate: Option<f32>,
+    /// Drift compensation after calibration: the threshold becomes the calibration's
+    /// threshold − mean score (the margin) plus a moving average of the scores of windows
+    /// judged normal, with this time constant in windows. Slow changes of the machine (speed,
+    /// mounting, temperature) move every normal score; a fixed threshold then turns them into
+    /// false alarms. Anomalous windows never move it. 0: a fixed threshold.
+    pub drift_windows: u32,
 }
 
 impl Settings {
-    /// ±2 g full scale, calibration on the first 200 valid windows at the model's rate.
+    /// ±2 g full scale, calibration on the first 200 valid windows at the model's rate, drift
+    /// followed over 50 windows (8 s at 400 Hz, hop 64).
     pub const DEFAULT: Settings = Settings {
         full_scale_mg: 2000.0,
         calibration_windows: 200,
         false_alarm_rate: None,
+        drift_windows: 50,
     };
 }
 
@@ -508,6 +516,11 @@ pub struct App<'m> {
     calibrator: Calibrator<'m>,
     calibrating: bool,
     threshold: f32,
+    /// Moving average of normal scores since the calibration (drift compensation).
+    level: f32,
+    /// The calibration's threshold − mean score.
+    margin: f32,
+    drift_windows: u32,
 }
 
 impl<'m> App<'m> {
@@ -564,6 +577,9 @@ impl<'m> App<'m> {
             calibrator,
             calibrating: true,
             threshold: model.file.threshold().unwrap_or(f32::NAN),
+            level: f32::NAN,
+            margin: f32::NAN,
+            drift_windows: settings.drift_windows,
         })
     }
 
@@ -593,7 +609,8 @@ impl<'m> App<'m> {
         self.calibrating
     }
 
-    /// The threshold in use: the model file's until the first calibration ends.
+    /// The threshold in use: the model file's until the first calibration ends, then the
+    /// calibrated one, following drift ([`Settings::drift_windows`]).
     pub fn threshold(&self) -> f32 {
         self.threshold
     }
@@ -651,16 +668,21 @@ impl<'m> App<'m> {
             Ok(score) if self.calibrating => {
                 if let Some(t) = self.calibrator.push(score) {
                     self.threshold = t;
+                    self.level = self.calibrator.mean();
+                    self.margin = t - self.level;
                     self.calibrating = false;
                     self.report.calibrated = Some(t);
                 }
             }
+            Ok(score) if score > self.threshold => self.report.verdict = Verdict::Anomaly,
             Ok(score) => {
-                self.report.verdict = if score > self.threshold {
-                    Verdict::Anomaly
-                } else {
-                    Verdict::Normal
-                };
+                self.report.verdict = Verdict::Normal;
+                // Drift compensation: only normal windows move the level; before any
+                // calibration (the model file's threshold) there is no level to move.
+                if self.drift_windows > 0 && self.level.is_finite() {
+                    self.level += (score - self.level) / self.drift_windows as f32;
+                    self.threshold = self.level + self.margin;
+                }
             }
         }
         &self.report

@@ -72,10 +72,11 @@ pub fn start(
     };
     let c = app.calibrator();
     defmt::info!(
-        "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top; full scale {=f32} mg",
+        "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top, then following drift over {=u32} windows; full scale {=f32} mg",
         c.windows(),
         c.rate(),
-        c.allowed_false_alarms() + 1,
+        c.rank(),
+        settings.drift_windows,
         settings.full_scale_mg
     );
     Ok(app)
@@ -234,8 +235,10 @@ fn log_window(app: &App<'_>, r: &Report, truth: Option<u8>) {
     }
     if let Some(t) = r.calibrated {
         defmt::info!(
-            "calibrated: threshold {=f32} from {=u32} windows (model file: {=f32})",
+            "calibrated: threshold {=f32} = mean score {=f32} + margin {=f32}, from {=u32} windows (model file: {=f32})",
             t,
+            app.calibrator().mean(),
+            t - app.calibrator().mean(),
             app.calibrator().windows(),
             app.file_threshold().unwrap_or(f32::NAN)
         );

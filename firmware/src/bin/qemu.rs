@@ -96,7 +96,8 @@ mod app {
         };
         let s = run::run(app, &mut Unmeasured(board), Some(scenario::WINDOWS));
         defmt::info!("summary: {}", s);
-        let allowed = allowed_false_alarms(app.calibrator().rate(), s.true_normal);
+        let c = app.calibrator();
+        let allowed = allowed_false_alarms(c.rank(), c.windows(), s.true_normal);
         let ok = s.detected == s.true_anomalies
             && s.true_anomalies > 0
             && s.false_alarms <= allowed

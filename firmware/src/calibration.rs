@@ -23,8 +23,8 @@
 
 use core::fmt;
 
-/// Largest k = ⌊(N + 1)·rate⌋ the calibrator holds (e.g. 1 % of 3,200 windows).
-pub const MAX_TOP: usize = 32;
+/// Largest k = ⌊(N + 1)·rate⌋ the calibrator holds (e.g. 1 % of 1,600 windows, 8 % of 200).
+pub const MAX_TOP: usize = 16;
 
 /// Impossible calibration settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -224,10 +224,10 @@ mod tests {
         let mut x: u64 = 12345;
         for (n, rate) in [
             (200u32, 0.01f32),
-            (1000, 0.02),
+            (700, 0.02),
             (37, 0.05),
             (10, 0.0),
-            (500, 0.05),
+            (300, 0.05),
         ] {
             let scores: std::vec::Vec<f32> = (0..n)
                 .map(|_| {
@@ -279,6 +279,10 @@ mod tests {
         assert_eq!(
             Calibrator::new(10_000, 0.01, &mut t),
             Err(CalibrationError::TooManyAllowed { k: 100 })
+        );
+        assert_eq!(
+            Calibrator::new(1_700, 0.01, &mut t),
+            Err(CalibrationError::TooManyAllowed { k: 17 })
         );
     }
 

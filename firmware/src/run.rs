@@ -139,6 +139,7 @@ pub struct Summary {
 /// Stack: the loop's frame holds the summary and one report; reading and scoring
 /// ([`step`]) and logging ([`log_window`]) are separate calls, so the scoring path's frames
 /// never sit below the logging's temporaries.
+#[inline(never)]
 pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>) -> Summary {
     let mut s = Summary::default();
     board.show(crate::app::State::Calibrating);

@@ -488,12 +488,23 @@ pub struct Report {
     pub score: f32,
     /// The threshold the verdict used (NaN while calibrating).
     pub threshold: f32,
-    /// Latent mean μ (NaN when not scored). Shape: `[Z]`.
-    pub mu: [f32; Z],
-    /// Latent log-variance log σ² (NaN when not scored). Shape: `[Z]`.
-    pub log_var: [f32; Z],
     /// Set on the window that completed the calibration: the new threshold.
     pub calibrated: Option<f32>,
+}
+
+impl Report {
+    /// No window yet: index 0, NaN score and threshold.
+    pub const EMPTY: Report = Report {
+        window: WindowInfo {
+            index: 0,
+            first_sample: 0,
+            invalid: None,
+        },
+        verdict: Verdict::Calibrating,
+        score: f32::NAN,
+        threshold: f32::NAN,
+        calibrated: None,
+    };
 }
 
 /// The application state: a model, the windower, the workspace, the calibration. Its buffers
@@ -560,19 +571,7 @@ impl<'m> App<'m> {
             windower,
             vae,
             ws,
-            report: Report {
-                window: WindowInfo {
-                    index: 0,
-                    first_sample: 0,
-                    invalid: None,
-                },
-                verdict: Verdict::Calibrating,
-                score: f32::NAN,
-                threshold: f32::NAN,
-                mu: [f32::NAN; Z],
-                log_var: [f32::NAN; Z],
-                calibrated: None,
-            },
+            report: Report::EMPTY,
             rng: Pcg32::seed_from_u64(seed),
             calibrator,
             calibrating: true,
@@ -586,6 +585,17 @@ impl<'m> App<'m> {
     /// The latest window's report (all NaN before the first window).
     pub fn report(&self) -> &Report {
         &self.report
+    }
+
+    /// The latest window's latent mean μ and log-variance log σ² (`[Z]` each), read in place
+    /// from the scoring workspace; `None` when that window was not scored (invalid, refused,
+    /// or no window yet).
+    pub fn latents(&self) -> Option<(&[f32], &[f32])> {
+        let scored = matches!(
+            self.report.verdict,
+            Verdict::Calibrating | Verdict::Normal | Verdict::Anomaly
+        ) && self.report.score.is_finite();
+        scored.then(|| self.ws.head(1).split_at(Z))
     }
 
     /// The model's window geometry.
@@ -630,34 +640,37 @@ impl<'m> App<'m> {
     /// Adds one sample (mg); returns the report of the window it completes, if any. The report
     /// lives in the application (static on the device), not on the stack.
     pub fn push(&mut self, acc_mg: [f32; 3]) -> Option<&Report> {
-        let info = self.windower.push(acc_mg)?;
-        Some(self.judge(info))
+        self.push_sample(acc_mg).then(|| self.judge())
     }
 
-    /// Adds one sample (mg) to the window being filled; returns the window it completes, if
-    /// any, for [`App::judge`]. ([`App::push`] is the two in one; the main loop calls them
+    /// Adds one sample (mg) to the window being filled; true when it completes one, which
+    /// [`App::judge`] then scores. ([`App::push`] is the two in one; the main loop calls them
     /// apart so that reading the sensor and scoring are sibling calls, not nested ones.)
-    pub fn push_sample(&mut self, acc_mg: [f32; 3]) -> Option<WindowInfo> {
-        self.windower.push(acc_mg)
+    pub fn push_sample(&mut self, acc_mg: [f32; 3]) -> bool {
+        match self.windower.push(acc_mg) {
+            Some(info) => {
+                self.report.window = info;
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Scores the window just completed (`info`, from [`App::push_sample`]), feeds the
-    /// calibration or applies the threshold, and returns the report.
+    /// Scores the window [`App::push_sample`] just completed, feeds the calibration or applies
+    /// the threshold, and returns the report.
     #[inline(never)]
-    pub fn judge(&mut self, info: WindowInfo) -> &Report {
+    pub fn judge(&mut self) -> &Report {
         // Field by field: no Report-sized temporary on the stack.
         let threshold = if self.calibrating {
             f32::NAN
         } else {
             self.threshold
         };
+        let info = self.report.window;
         let r = &mut self.report;
-        r.window = info;
         r.verdict = Verdict::Calibrating;
         r.score = f32::NAN;
         r.threshold = threshold;
-        r.mu = [f32::NAN; Z];
-        r.log_var = [f32::NAN; Z];
         r.calibrated = None;
         if let Some(bad) = info.invalid {
             self.report.verdict = Verdict::Invalid(bad);
@@ -708,9 +721,6 @@ impl<'m> App<'m> {
             &mut self.ws,
             &mut out,
         )?;
-        let (mu, log_var) = self.ws.head(1).split_at(Z);
-        self.report.mu.copy_from_slice(mu);
-        self.report.log_var.copy_from_slice(log_var);
         self.report.score = out[0];
         if out[0].is_finite() {
             Ok(out[0])
@@ -879,7 +889,8 @@ mod tests {
         let mut buf = std::vec![0f32; CONFIG.encode_workspace_len(1)];
         let mut enc = Workspace::for_encoding(&CONFIG, 1, &mut buf).unwrap();
         vae.encode(&vae_nostd::Portable, &x, 1, &mut enc).unwrap();
-        assert_eq!(&enc.head(1)[..Z], &r.mu[..]);
-        assert_eq!(&enc.head(1)[Z..], &r.log_var[..]);
+        let (mu, log_var) = app.latents().unwrap();
+        assert_eq!(&enc.head(1)[..Z], mu);
+        assert_eq!(&enc.head(1)[Z..], log_var);
     }
 }

@@ -21,15 +21,17 @@
 //! **Same bits as `Portable`.** Each output keeps [`vae_nostd::kernel::dot`]'s four partial
 //! sums: sum `l` (`l = 0..4`) takes the products `x[p]·w[p]` with `p ≡ l (mod 4)`, `p`
 //! ascending; a last chunk of four goes to the four sums and the remaining `k mod 4` products
-//! into sum 0 (both in Rust, after the assembly); the output is `(s0 + s1) + (s2 + s3)`, then
-//! `α·acc` or `α·acc + β·c`, exactly as `Portable` stores it. `vmla.f32` is the VFPv4
+//! into sum 0, and the output is `(s0 + s1) + (s2 + s3)`: all of it in the same `asm!` block,
+//! so the kernel needs no partial-sum array on the stack. Rust then stores `α·acc` or
+//! `α·acc + β·c`, exactly as `Portable` does. `vmla.f32` is the VFPv4
 //! *non-fused* multiply-accumulate: it rounds the product, then the sum, exactly like Rust's
 //! `s += a * b` (never `vfma`, whose single rounding would change the bits). Outputs left
 //! over after the blocks of four use `dot` itself; every other stride pattern is
 //! `Portable`'s own code.
 //!
-//! On other targets (the host build of the firmware crate) the block is the same loop in plain
-//! Rust, so the kernel is usable, and testable, everywhere.
+//! On other targets (the host build of the firmware crate) `dot4` is the same sums in plain
+//! Rust, so the kernel is usable, and testable, everywhere; on the Cortex-M4F the on-target
+//! suite (`core_tests`) compares it with `Portable` on 2,540 shapes.
 
 use vae_nostd::kernel::{MatMut, MatRef, dot};
 use vae_nostd::{Gemm, Portable};
@@ -40,6 +42,7 @@ use vae_nostd::{Gemm, Portable};
 pub struct CortexM4;
 
 /// Inputs per pass of the inner loop.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 const STEP: usize = 8;
 
 impl Gemm<f32> for CortexM4 {
@@ -94,68 +97,41 @@ fn portable(alpha: f32, a: MatRef<'_, f32>, b: MatRef<'_, f32>, beta: f32, c: Ma
     Portable.gemm_unchecked(alpha, a, b, beta, c);
 }
 
-/// `dot(x, W row r)` for the four rows `r = 0..4` of `w` (row r at `w[r·cs..r·cs + k]`), with
-/// `dot`'s partial sums and order.
-#[inline]
-fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
-    let k = x.len();
-    let w = &w[..3 * cs + k];
-    let main = k - k % STEP;
-    let mut s = [0f32; 16];
-    if main > 0 {
-        block4(&x[..main], w, cs, &mut s);
-    }
-    let mut p = main;
-    if p + 4 <= k {
-        for r in 0..4 {
-            for l in 0..4 {
-                s[4 * r + l] += x[p + l] * w[r * cs + p + l];
-            }
-        }
-        p += 4;
-    }
-    for r in 0..4 {
-        for q in p..k {
-            s[4 * r] += x[q] * w[r * cs + q];
-        }
-    }
-    core::array::from_fn(|r| (s[4 * r] + s[4 * r + 1]) + (s[4 * r + 2] + s[4 * r + 3]))
-}
-
-/// The main blocks: `s[4r + l] = Σ x[p]·w[r·cs + p]` over `p ≡ l (mod 4)`, `p < x.len()`, for
-/// the four rows `r`, with `x.len()` a non-zero multiple of eight (`w` holds `3·cs + x.len()`
-/// elements). Products are added in ascending `p` within each of the 16 sums, as `Portable`
-/// does, with `vmla.f32` (rounded product, rounded sum).
+/// `dot(x, W row r)` for the four rows `r = 0..4` of `w` (row r at `w[r·cs..r·cs + k]`,
+/// `k = x.len()`), with `dot`'s partial sums and order: everything, tails and the final
+/// `(s0 + s1) + (s2 + s3)` included, in one `asm!` block, so the only stack it needs is the
+/// callee-saved FPU registers (no partial-sum array).
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 #[allow(unsafe_code)]
 #[inline(never)]
-fn block4(x: &[f32], w: &[f32], cs: usize, s: &mut [f32; 16]) {
+fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
     static ZEROS: [f32; 16] = [0.0; 16];
-    let n = x.len() / STEP;
     let k = x.len();
-    // Safe slicing checks every row's range (and panics only on a caller bug: dot4 passes
-    // `w[..3·cs + k]` with `cs ≥ k`).
-    assert!(n > 0 && k == n * STEP && cs >= k);
-    let (w0, w1, w2, w3) = (
-        &w[..k],
-        &w[cs..cs + k],
-        &w[2 * cs..2 * cs + k],
-        &w[3 * cs..3 * cs + k],
-    );
-    // SAFETY: why `unsafe`: the loop below is 1.22 instructions per MAC against about 2.5 for
+    // Safe slicing checks the four rows' extent (a caller bug panics here, before any read).
+    let w = &w[..3 * cs + k];
+    let (n8, rem) = (k / STEP, k % STEP);
+    let stride = cs * 4; // bytes between rows
+    let mut out = [0f32; 4];
+    // SAFETY: why `unsafe`: the main loop is 1.22 instructions per MAC against about 2.5 for
     // the best safe Rust, `Portable` (measured with `bash scripts/bench-device.sh`, QEMU
     // `-icount`): LLVM emits one `vldr` per element and never the multi-register `vldmia`
     // loads this relies on.
-    // Soundness: the assembly reads exactly `8·n` f32 from each of `x`, `w0..w3` (the assert
-    // and the safe slicing above: each holds `8·n = k` elements, `n ≥ 1`, so the `n`
-    // iterations of the do-while loop stay inside them) and the 16 f32 of `ZEROS`, and writes
-    // the 16 f32 of `s` (a `&mut [f32; 16]`). All pointers come from live slices, a static or
-    // a unique borrow, so they are valid and 4-byte aligned. Every register it changes is
-    // declared (the pointers and the counter as `inout`, the FPU registers as clobbers; `vmla`
-    // only sets the cumulative FPSCR exception flags); it uses no stack.
+    // Soundness: the assembly reads exactly `k = 8·n8 + rem` consecutive f32 from `x` (its
+    // length) and from each row `w[r·cs..r·cs + k]`, `r < 4`, all inside `w` (its length is
+    // `3·cs + k`, checked by the slicing above), and the 16 f32 of `ZEROS`; it writes the
+    // four f32 of `out` (a local array). All pointers come from live slices, a static or a
+    // local, so they are valid and 4-byte aligned. Every register it changes is declared (the
+    // pointers and counters as `inout`/`out`, s0-s31 as clobbers; `vmla`/`vadd` only set the cumulative FPSCR
+    // exception flags); it uses no stack.
     unsafe {
         core::arch::asm!(
+            "add {w1}, {w0}, {stride}",
+            "add {w2}, {w1}, {stride}",
+            "add {w3}, {w2}, {stride}",
             "vldmia {zeros}, {{s16-s31}}",
+            "cmp {n}, #0",
+            "beq 3f",
+            // Eight inputs at a time: two chunks of four into the four partial sums.
             "2:",
             "vldmia {x}!, {{s0-s7}}",
             "vldmia {w0}!, {{s8-s15}}",
@@ -196,15 +172,73 @@ fn block4(x: &[f32], w: &[f32], cs: usize, s: &mut [f32; 16]) {
             "vmla.f32 s31, s7, s15",
             "subs {n}, {n}, #1",
             "bne 2b",
-            "vstmia {acc}, {{s16-s31}}",
+            // A last chunk of four, into the four partial sums.
+            "3:",
+            "cmp {rem}, #4",
+            "blo 4f",
+            "vldmia {x}!, {{s0-s3}}",
+            "vldmia {w0}!, {{s8-s11}}",
+            "vmla.f32 s16, s0, s8",
+            "vmla.f32 s17, s1, s9",
+            "vmla.f32 s18, s2, s10",
+            "vmla.f32 s19, s3, s11",
+            "vldmia {w1}!, {{s8-s11}}",
+            "vmla.f32 s20, s0, s8",
+            "vmla.f32 s21, s1, s9",
+            "vmla.f32 s22, s2, s10",
+            "vmla.f32 s23, s3, s11",
+            "vldmia {w2}!, {{s8-s11}}",
+            "vmla.f32 s24, s0, s8",
+            "vmla.f32 s25, s1, s9",
+            "vmla.f32 s26, s2, s10",
+            "vmla.f32 s27, s3, s11",
+            "vldmia {w3}!, {{s8-s11}}",
+            "vmla.f32 s28, s0, s8",
+            "vmla.f32 s29, s1, s9",
+            "vmla.f32 s30, s2, s10",
+            "vmla.f32 s31, s3, s11",
+            "subs {rem}, {rem}, #4",
+            // The last k mod 4 products, into partial sum 0.
+            "4:",
+            "cmp {rem}, #0",
+            "beq 6f",
+            "5:",
+            "vldmia {x}!, {{s0}}",
+            "vldmia {w0}!, {{s8}}",
+            "vmla.f32 s16, s0, s8",
+            "vldmia {w1}!, {{s8}}",
+            "vmla.f32 s20, s0, s8",
+            "vldmia {w2}!, {{s8}}",
+            "vmla.f32 s24, s0, s8",
+            "vldmia {w3}!, {{s8}}",
+            "vmla.f32 s28, s0, s8",
+            "subs {rem}, {rem}, #1",
+            "bne 5b",
+            // (s0 + s1) + (s2 + s3) per row.
+            "6:",
+            "vadd.f32 s0, s16, s17",
+            "vadd.f32 s1, s18, s19",
+            "vadd.f32 s0, s0, s1",
+            "vadd.f32 s1, s20, s21",
+            "vadd.f32 s2, s22, s23",
+            "vadd.f32 s1, s1, s2",
+            "vadd.f32 s2, s24, s25",
+            "vadd.f32 s3, s26, s27",
+            "vadd.f32 s2, s2, s3",
+            "vadd.f32 s3, s28, s29",
+            "vadd.f32 s4, s30, s31",
+            "vadd.f32 s3, s3, s4",
+            "vstmia {out}, {{s0-s3}}",
             zeros = in(reg) ZEROS.as_ptr(),
-            acc = in(reg) s.as_mut_ptr(),
+            out = in(reg) out.as_mut_ptr(),
+            stride = in(reg) stride,
             x = inout(reg) x.as_ptr() => _,
-            w0 = inout(reg) w0.as_ptr() => _,
-            w1 = inout(reg) w1.as_ptr() => _,
-            w2 = inout(reg) w2.as_ptr() => _,
-            w3 = inout(reg) w3.as_ptr() => _,
-            n = inout(reg) n => _,
+            w0 = inout(reg) w.as_ptr() => _,
+            w1 = out(reg) _,
+            w2 = out(reg) _,
+            w3 = out(reg) _,
+            n = inout(reg) n8 => _,
+            rem = inout(reg) rem => _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -216,19 +250,27 @@ fn block4(x: &[f32], w: &[f32], cs: usize, s: &mut [f32; 16]) {
             options(nostack),
         );
     }
+    out
 }
 
+/// The same sums in plain Rust (the host build of the firmware crate): same order.
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-fn block4(x: &[f32], w: &[f32], cs: usize, s: &mut [f32; 16]) {
+fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
     let k = x.len();
+    let w = &w[..3 * cs + k];
+    let mut s = [0f32; 16];
+    let main = k - k % 4;
     for r in 0..4 {
-        let wr = &w[r * cs..r * cs + k];
-        for (xc, wc) in x.chunks_exact(4).zip(wr.chunks_exact(4)) {
+        for p in (0..main).step_by(4) {
             for l in 0..4 {
-                s[4 * r + l] += xc[l] * wc[l];
+                s[4 * r + l] += x[p + l] * w[r * cs + p + l];
             }
         }
+        for q in main..k {
+            s[4 * r] += x[q] * w[r * cs + q];
+        }
     }
+    core::array::from_fn(|r| (s[4 * r] + s[4 * r + 1]) + (s[4 * r + 2] + s[4 * r + 3]))
 }
 
 #[cfg(test)]

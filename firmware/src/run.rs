@@ -12,7 +12,7 @@
 use static_cell::StaticCell;
 use vae_nostd::ScoreKind;
 
-use crate::app::{App, Buffers, Model, Report, Settings, StartupError, Verdict, WindowInfo};
+use crate::app::{App, Buffers, Model, Report, Settings, StartupError, Verdict};
 use crate::board::Board;
 use crate::{CONFIG, telemetry};
 
@@ -144,10 +144,10 @@ pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>)
     let mut s = Summary::default();
     board.show(crate::app::State::Calibrating);
     while max_windows.is_none_or(|m| s.windows < m) {
-        let Some(info) = step(app, board) else {
+        if !step(app, board) {
             continue;
-        };
-        app.judge(info);
+        }
+        app.judge();
         let r = app.report();
         let truth = board.truth(r.window.first_sample, app.geometry().len);
         s.count(r, truth);
@@ -161,9 +161,9 @@ pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>)
     s
 }
 
-/// Button A, and one sample from the sensor; returns the window it completes, if any.
+/// Button A, and one sample from the sensor; true when it completes a window.
 #[inline(never)]
-fn step<B: Board>(app: &mut App<'_>, board: &mut B) -> Option<WindowInfo> {
+fn step<B: Board>(app: &mut App<'_>, board: &mut B) -> bool {
     if board.button_a_pressed() {
         defmt::info!(
             "button A: re-calibrating on the next {=u32} valid windows",
@@ -216,7 +216,7 @@ impl Summary {
 /// threshold.
 #[inline(never)]
 fn log_window(app: &App<'_>, r: &Report, truth: Option<u8>) {
-    let frame = telemetry::encode(r);
+    let frame = telemetry::encode(r, app.latents().map(|(mu, _)| mu));
     match truth {
         Some(t) => defmt::info!(
             "w={=u32} truth={=u8} {} score={=f32} frame={=[u8]:02x}",

@@ -71,8 +71,9 @@ impl fmt::Display for FrameError {
     }
 }
 
-/// The frame of a window's report.
-pub fn encode(r: &Report) -> [u8; FRAME_LEN] {
+/// The frame of a window's report, with its latent mean `mu` (`[Z]`; `None`: the window was
+/// not scored, μ is sent as NaN).
+pub fn encode(r: &Report, mu: Option<&[f32]>) -> [u8; FRAME_LEN] {
     let mut f = [0u8; FRAME_LEN];
     f[0] = MAGIC;
     f[1] = VERSION;
@@ -80,7 +81,8 @@ pub fn encode(r: &Report) -> [u8; FRAME_LEN] {
     f[6] = r.verdict.code();
     f[7] = Z as u8;
     f[8..12].copy_from_slice(&r.score.to_le_bytes());
-    for (c, m) in f[12..12 + 2 * Z].chunks_exact_mut(2).zip(r.mu) {
+    for (j, c) in f[12..12 + 2 * Z].chunks_exact_mut(2).enumerate() {
+        let m = mu.and_then(|mu| mu.get(j)).copied().unwrap_or(f32::NAN);
         c.copy_from_slice(&f32_to_f16(m).to_le_bytes());
     }
     let crc = CRC16.checksum(&f[..12 + 2 * Z]);
@@ -228,11 +230,9 @@ mod tests {
             verdict: Verdict::Anomaly,
             score: 1234.5,
             threshold: 150.0,
-            mu,
-            log_var: [0.0; Z],
             calibrated: None,
         };
-        let f = encode(&r);
+        let f = encode(&r, Some(&mu));
         assert_eq!(f.len(), 30);
         assert_eq!(&f[..3], &[MAGIC, VERSION, 0x04]);
         let d = decode(&f).unwrap();
@@ -249,10 +249,9 @@ mod tests {
         let invalid = Report {
             verdict: Verdict::Invalid(Invalid::NonFinite { sample: 3, axis: 1 }),
             score: f32::NAN,
-            mu: [f32::NAN; Z],
             ..r
         };
-        let d = decode(&encode(&invalid)).unwrap();
+        let d = decode(&encode(&invalid, None)).unwrap();
         assert_eq!(d.verdict, 3);
         assert!(d.score.is_nan() && d.mu.iter().all(|m| m.is_nan()));
     }

@@ -132,7 +132,11 @@ struct Pass<T> {
 #[derive(Debug)]
 pub struct Workspace<'a, T> {
     pub(crate) buf: &'a mut [T],
-    cfg: VaeConfig,
+    /// Z and the decoder's output width (D or 2D): the two sizes the accessors need. A model
+    /// checks a workspace by its layout, not by a copy of its configuration (a few words
+    /// instead of one more `VaeConfig` in a firmware's RAM).
+    latent: usize,
+    decoder_out: usize,
     pub(crate) layout: WorkspaceLayout,
     full: bool,
     pass: Option<Pass<T>>,
@@ -171,7 +175,8 @@ impl<'a, T: Real> Workspace<'a, T> {
         }
         Ok(Workspace {
             buf,
-            cfg: *cfg,
+            latent: cfg.latent,
+            decoder_out: cfg.decoder_out(),
             layout,
             full: true,
             pass: None,
@@ -198,7 +203,8 @@ impl<'a, T: Real> Workspace<'a, T> {
         }
         Ok(Workspace {
             buf,
-            cfg: *cfg,
+            latent: cfg.latent,
+            decoder_out: cfg.decoder_out(),
             layout,
             full: false,
             pass: None,
@@ -214,13 +220,13 @@ impl<'a, T: Real> Workspace<'a, T> {
     /// log σ² (Z values).
     pub fn head(&self, n: usize) -> &[T] {
         let n = n.min(self.layout.batch);
-        &self.buf[self.layout.head..self.layout.head + n * 2 * self.cfg.latent]
+        &self.buf[self.layout.head..self.layout.head + n * 2 * self.latent]
     }
 
     /// ε of the last forward pass `[n·L][Z]`.
     pub fn eps(&self) -> &[T] {
         let rows = self.pass.map_or(0, |p| p.n * p.obj.samples);
-        &self.buf[self.layout.eps..self.layout.eps + rows * self.cfg.latent]
+        &self.buf[self.layout.eps..self.layout.eps + rows * self.latent]
     }
 
     /// Decoder outputs of the last [`Vae::decode`] or forward pass for `rows` rows,
@@ -230,7 +236,7 @@ impl<'a, T: Real> Workspace<'a, T> {
             return &[];
         }
         let rows = rows.min(self.layout.batch * self.layout.samples);
-        &self.buf[self.layout.out..self.layout.out + rows * self.cfg.decoder_out()]
+        &self.buf[self.layout.out..self.layout.out + rows * self.decoder_out]
     }
 
     /// Per-datapoint estimator values of the last forward pass `[n]`.
@@ -492,17 +498,29 @@ impl<'p, T: Real> Vae<'p, T> {
         self.encode_unchecked(kernel, x, n, ws)
     }
 
+    /// A workspace fits this model when it has this model's layout (same dimensions; the
+    /// activation and such do not matter to the buffer).
+    fn check_layout(&self, ws: &Workspace<'_, T>) -> Result<(), Error> {
+        if ws.layout
+            == self
+                .cfg
+                .workspace_layout(ws.layout.batch, ws.layout.samples)
+        {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(
+                "workspace was laid out for other dimensions",
+            ))
+        }
+    }
+
     fn check_batch(&self, x: &[T], n: usize, ws: &Workspace<'_, T>) -> Result<(), Error> {
         if n == 0 || n > ws.layout.batch {
             return Err(Error::InvalidArgument(
                 "batch size is zero or exceeds the workspace",
             ));
         }
-        if ws.cfg != self.cfg {
-            return Err(Error::InvalidArgument(
-                "workspace was made for another configuration",
-            ));
-        }
+        self.check_layout(ws)?;
         check_len("x", n * self.cfg.input, x.len())
     }
 
@@ -546,11 +564,7 @@ impl<'p, T: Real> Vae<'p, T> {
         ws: &mut Workspace<'_, T>,
     ) -> Result<(), Error> {
         ws.need_full()?;
-        if ws.cfg != self.cfg {
-            return Err(Error::InvalidArgument(
-                "workspace was made for another configuration",
-            ));
-        }
+        self.check_layout(ws)?;
         if rows == 0 || rows > ws.layout.batch * ws.layout.samples {
             return Err(Error::InvalidArgument(
                 "rows is zero or exceeds batch × samples",

@@ -201,6 +201,35 @@ fn bad_inputs_are_refused_without_touching_anything() {
         vae.forward(&Portable, &[0.5, 0.5], 1, obj, &mut r, &mut enc)
             .is_err()
     );
+    // A workspace laid out for other dimensions is refused (every pass that takes one); one
+    // for the same dimensions serves a model that differs only in activation.
+    let wide = VaeConfig {
+        encoder_hidden: Hidden::new(&[8]),
+        ..CFG
+    };
+    let mut other_buf = vec![0f32; wide.workspace_len(2, 1)];
+    let mut other = Workspace::new(&wide, 2, 1, &mut other_buf).unwrap();
+    assert_eq!(
+        vae.forward(&Portable, &[0.5; 4], 2, obj, &mut r, &mut other),
+        Err(Error::InvalidArgument(
+            "workspace was laid out for other dimensions"
+        ))
+    );
+    assert!(vae.encode(&Portable, &[0.5; 4], 2, &mut other).is_err());
+    assert!(vae.decode(&Portable, &[0.5; 2], 2, &mut other).is_err());
+    let relu = VaeConfig {
+        activation: match CFG.activation {
+            Activation::Tanh => Activation::Relu,
+            _ => Activation::Tanh,
+        },
+        ..CFG
+    };
+    assert!(
+        Vae::new(relu, &p)
+            .unwrap()
+            .forward(&Portable, &[0.5; 4], 2, obj, &mut r, &mut ws)
+            .is_ok()
+    );
     // Extreme but finite parameters overflow exp(): reported, not a panic.
     let huge = vec![1e30f32; p.len()];
     let v = Vae::new(CFG, &huge).unwrap();

@@ -543,6 +543,20 @@ impl<'m> App<'m> {
         buffers: &'m mut Buffers,
         seed: u64,
     ) -> Result<Self, StartupError> {
+        Self::new_in(model, settings, buffers, seed, |app| app)
+    }
+
+    /// As [`App::new`], handing the application to `place` (on the device: a `StaticCell`'s
+    /// `init`), which it builds in as the argument: inlined, so the compiler can write it
+    /// straight into its static instead of building it on the stack first.
+    #[inline(always)]
+    pub fn new_in<R>(
+        model: Model<'m>,
+        settings: Settings,
+        buffers: &'m mut Buffers,
+        seed: u64,
+        place: impl FnOnce(Self) -> R,
+    ) -> Result<R, StartupError> {
         let Buffers {
             ws,
             window,
@@ -564,7 +578,7 @@ impl<'m> App<'m> {
             window,
             ring,
         )?;
-        Ok(App {
+        Ok(place(App {
             geometry: model.window,
             kind: model.file.score(),
             file_threshold: model.file.threshold(),
@@ -579,7 +593,7 @@ impl<'m> App<'m> {
             level: f32::NAN,
             margin: f32::NAN,
             drift_windows: settings.drift_windows,
-        })
+        }))
     }
 
     /// The latest window's report (all NaN before the first window).

@@ -66,10 +66,7 @@ pub fn start(
     };
     let model = Model::load(bytes).map_err(reject)?;
     log_model(&model);
-    let app: &'static mut App<'static> = match App::new(model, settings, buffers, seed) {
-        Ok(app) => cell.init(app),
-        Err(e) => return Err(reject(e)),
-    };
+    let app = App::new_in(model, settings, buffers, seed, |app| cell.init(app)).map_err(reject)?;
     let c = app.calibrator();
     defmt::info!(
         "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top, then following drift over {=u32} windows; full scale {=f32} mg",

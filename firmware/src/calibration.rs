@@ -1,7 +1,8 @@
 //! On-device calibration: the anomaly threshold learnt from the first N (assumed normal)
 //! windows as a conformal quantile of their scores, in O(k) RAM.
 //!
-//! The threshold is the k-th largest of the N scores with k = ⌊(N + 1)·rate⌋ (at least 1): the
+//! The threshold is the k-th largest of the N scores with k = ⌊(N + 1)·rate⌋ (at least 1), the
+//! rule of [`vae_nostd::calibration`] that the host trainer uses too: the
 //! split-conformal quantile (Vovk, Gammerman & Shafer, *Algorithmic Learning in a Random
 //! World*, 2005; Angelopoulos & Bates, *A Gentle Introduction to Conformal Prediction*, 2021,
 //! §1: the ⌈(N + 1)(1 − α)⌉-th smallest). If the scores of normal windows are exchangeable, a
@@ -68,11 +69,10 @@ pub struct Calibrator<'b> {
     mean: f32,
 }
 
-/// k = ⌊(N + 1)·rate⌋, at least 1, with a relative guard of 10⁻⁶ against the f32 rounding of
-/// the rate (0.01f32 · 201 = 2.00999996). In f32 (no soft-float f64 on the Cortex-M4F): its
-/// three roundings (≤ 1.8·10⁻⁷ relative) stay inside the guard.
+/// k = ⌊(N + 1)·rate⌋, at least 1: the core's rule ([`vae_nostd::calibration::conformal_rank`],
+/// the one the host trainer calibrates with), raised to 1 where (N + 1)·rate < 1.
 fn rank(rate: f32, n: u32) -> usize {
-    (libm::floorf(rate * (n as f32 + 1.0) * (1.0 + 1e-6)) as usize).max(1)
+    vae_nostd::calibration::conformal_rank(rate, n).max(1)
 }
 
 impl<'b> Calibrator<'b> {

@@ -23,8 +23,8 @@ use host_trainer::export;
 use host_trainer::io::write_atomic;
 use host_trainer::metrics;
 use host_trainer::model::{
-    ActivationName, Calibration, Checkpoint, LikelihoodName, ModelSpec, Normalization, ScoreName,
-    TrainState, WindowMeta,
+    ActivationName, Calibration, Checkpoint, EarlyStopState, LikelihoodName, ModelSpec,
+    Normalization, ScoreName, TrainState, WindowMeta,
 };
 use host_trainer::plot;
 use host_trainer::train::{self, Binarize, Budget, CurvePoint, Progress, TrainConfig};
@@ -132,6 +132,12 @@ struct Defaults {
     epochs: u64,
     binarize: BinarizeArg,
     init: InitArg,
+    /// The budget is at least this many steps.
+    min_steps: u64,
+    /// Early-stopping patience in checks (0: off).
+    patience: u32,
+    /// Fewest steps between early-stopping checks (at least one epoch).
+    check_every: u64,
 }
 
 fn defaults(ds: &Dataset) -> Defaults {
@@ -148,6 +154,9 @@ fn defaults(ds: &Dataset) -> Defaults {
             epochs: 200,
             binarize: BinarizeArg::None,
             init: InitArg::Xavier,
+            min_steps: 0,
+            patience: 0,
+            check_every: 1,
         },
         // The paper's MNIST model: 500 hidden units, Nz = 20, Adagrad, Bernoulli decoder.
         (Kind::Image, _) => Defaults {
@@ -161,6 +170,9 @@ fn defaults(ds: &Dataset) -> Defaults {
             epochs: 10,
             binarize: BinarizeArg::Dynamic,
             init: InitArg::Paper,
+            min_steps: 0,
+            patience: 0,
+            check_every: 1,
         },
         // Sensor windows and tables: a small Gaussian model that fits a microcontroller.
         _ => Defaults {
@@ -174,6 +186,9 @@ fn defaults(ds: &Dataset) -> Defaults {
             epochs: 100,
             binarize: BinarizeArg::None,
             init: InitArg::Xavier,
+            min_steps: 2000,
+            patience: 20,
+            check_every: 25,
         },
     }
 }
@@ -273,8 +288,11 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     if a.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
-    if a.epochs == Some(0) || a.train_samples == Some(0) {
-        bail!("--epochs / --train-samples must be at least 1");
+    if a.epochs == Some(0) || a.train_samples == Some(0) || a.steps == Some(0) {
+        bail!("--epochs / --train-samples / --steps must be at least 1");
+    }
+    if a.check_every == Some(0) {
+        bail!("--check-every must be at least 1");
     }
     Ok(())
 }
@@ -311,11 +329,17 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
             BinarizeArg::None
         },
     ));
-    let budget = match (a.epochs, a.train_samples) {
-        (_, Some(s)) => Budget::Samples(s),
-        (Some(e), None) => Budget::Epochs(e),
-        (None, None) => Budget::Epochs(df.epochs),
+    let budget = match (a.epochs, a.train_samples, a.steps) {
+        (_, _, Some(s)) => Budget::Steps(s),
+        (_, Some(s), None) => Budget::Samples(s),
+        (Some(e), None, None) => Budget::Epochs(e),
+        (None, None, None) => Budget::Epochs(df.epochs),
     };
+    // The data's minimum applies when no budget is given: an explicit one is the user's.
+    let explicit_budget = a.epochs.is_some() || a.train_samples.is_some() || a.steps.is_some();
+    let min_steps = a
+        .min_steps
+        .unwrap_or(if explicit_budget { 0 } else { df.min_steps });
     let optimizer = a.optimizer.unwrap_or(df.optimizer);
     let lr = a.lr.unwrap_or(if optimizer == df.optimizer {
         df.lr
@@ -332,6 +356,17 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         binarize,
         checkpoint_every: a.checkpoint_every,
         curve_rows: a.curve_rows,
+        min_steps,
+        early_stop: match a.patience.unwrap_or(df.patience) {
+            0 => None,
+            patience => Some(train::EarlyStop {
+                check_every: a.check_every.unwrap_or_else(|| {
+                    train::steps_per_epoch(splits.train.len(), batch).max(df.check_every)
+                }),
+                patience,
+                min_steps,
+            }),
+        },
     };
     let is_image = kind_of(&splits.train) == Kind::Image;
     let norm = normalize(&mut splits, !is_image);
@@ -355,7 +390,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         "train": tc,
     });
 
-    let (mut engine, start, mut curve) = if let Some(path) = &a.resume {
+    let (mut engine, start, mut curve, best) = if let Some(path) = &a.resume {
         let ck = checkpoint::Checkpoint::load(path)
             .with_context(|| format!("--resume {}", path.display()))?;
         if ck.spec != spec {
@@ -398,17 +433,29 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
                 path.display()
             )
         })?;
+        if let Some(es) = ts.early_stop.filter(|e| e.stopped) {
+            bail!(
+                "--resume {}: this run stopped early at step {} (the validation bound last improved at step {}); \
+                 its parameters are the model: evaluate, score or export it, or train a new run with --patience 0 or a larger --patience",
+                path.display(),
+                ts.step,
+                es.best_step
+            );
+        }
         let mut opt = opt_of(optimizer, lr, a.weight_decay);
         opt.set_step(ts.step);
         let curve: Vec<CurvePoint> =
             serde_json::from_value(old["curve"].clone()).unwrap_or_default();
-        let engine = Engine::new(
-            cfg,
-            ck.params.clone(),
-            opt,
-            Some(ts.optim_state.clone()),
-            threads,
-        )?;
+        let current = if ts.current_params.is_empty() {
+            ck.params.clone()
+        } else {
+            ts.current_params.clone()
+        };
+        let best = ts.early_stop.map(|state| train::Best {
+            state,
+            params: ck.params.clone(),
+        });
+        let engine = Engine::new(cfg, current, opt, Some(ts.optim_state.clone()), threads)?;
         (
             engine,
             Progress {
@@ -416,6 +463,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
                 samples: ts.samples_seen,
             },
             curve,
+            best,
         )
     } else {
         let mut params = vec![0f32; cfg.num_params()];
@@ -438,23 +486,34 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
             None,
             threads,
         )?;
-        (engine, Progress::default(), Vec::new())
+        (engine, Progress::default(), Vec::new(), None)
     };
 
-    let make_ckpt = |engine: &Engine, p: Progress, curve: &[CurvePoint]| -> Checkpoint {
+    let engine_opt_name = engine.opt.name();
+    // The model is the best parameters so far when early stopping is on; training continues
+    // from the current ones.
+    let make_ckpt = |params: &[f32],
+                     current: Option<&[f32]>,
+                     early_stop: Option<EarlyStopState>,
+                     opt_state: &[f32],
+                     p: Progress,
+                     curve: &[CurvePoint]|
+     -> Checkpoint {
         let mut info = run_info.clone();
         info["curve"] = serde_json::to_value(curve).unwrap_or_default();
         Checkpoint {
             spec: spec.clone(),
-            params: engine.params.clone(),
+            params: params.to_vec(),
             norm: norm.clone(),
             window,
             calibration: None,
             train: Some(TrainState {
-                optimizer: engine.opt.name().into(),
-                optim_state: engine.opt_state.clone(),
+                optimizer: engine_opt_name.into(),
+                optim_state: opt_state.to_vec(),
                 step: p.step,
                 samples_seen: p.samples,
+                early_stop,
+                current_params: current.map(<[f32]>::to_vec).unwrap_or_default(),
             }),
             info,
         }
@@ -485,18 +544,28 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         &splits.train,
         &curve_valid,
         start,
+        best,
         &mut curve,
         show,
-        |e, p, c| {
-            make_ckpt(e, p, c)
-                .save(&ckpt_path)
-                .map_err(|err| err.to_string())?;
+        |e, p, c, best| {
+            let ck = match best {
+                Some(b) => make_ckpt(
+                    &b.params,
+                    (b.state.best_step != p.step).then_some(&e.params[..]),
+                    Some(b.state),
+                    &e.opt_state,
+                    p,
+                    c,
+                ),
+                None => make_ckpt(&e.params, None, None, &e.opt_state, p, c),
+            };
+            ck.save(&ckpt_path).map_err(|err| err.to_string())?;
             last_good = Some((ckpt_path.clone(), p.step));
             Ok(())
         },
     );
-    let end = match result {
-        Ok(p) => p,
+    let finish = match result {
+        Ok(f) => f,
         Err(e @ train::TrainError::Diverged { .. }) => {
             let hint = match &last_good {
                 Some((path, step)) => format!(
@@ -514,6 +583,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         }
         Err(e) => return Err(e.into()),
     };
+    let end = finish.progress;
     let seconds = t0.elapsed().as_secs_f64();
     let samples_per_s = (end.step - steps_before) as f64 * batch as f64 / seconds.max(1e-9);
     let last = curve.last().copied();
@@ -526,7 +596,49 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         last.map_or(f64::NAN, |c| c.valid_bound),
         ckpt_path.display()
     );
-    let ckpt = make_ckpt(&engine, end, &curve);
+    match (finish.early_stop, tc.early_stop) {
+        (Some(es), Some(cfg)) => eprintln!(
+            "early stopping: the model is step {}'s (validation bound {:.3}, the best of the checks every {} steps); {}",
+            es.best_step,
+            es.best_bound,
+            cfg.check_every,
+            if es.stopped {
+                format!(
+                    "stopped at step {} after {} checks without improvement (--patience)",
+                    end.step, cfg.patience
+                )
+            } else {
+                "the budget ended first (--steps, --epochs or --min-steps)".to_string()
+            }
+        ),
+        (None, Some(_)) => eprintln!(
+            "warning: no validation windows: early stopping is off and the model is the last step's; \
+             pass --valid-data or split= with a validation fraction"
+        ),
+        _ => {}
+    }
+    if let Some(c) = last
+        && c.valid_bound.is_finite()
+        && c.train_bound.is_finite()
+        && c.train_bound - c.valid_bound > 10.0 + 0.5 * c.train_bound.abs()
+    {
+        eprintln!(
+            "warning: the validation bound ({:.1}) is far below the training bound ({:.1}): the model fits \
+             the {} training rows much better than held-out data (overfitting, or validation data unlike \
+             the training data); try a smaller --hidden/--latent, more --weight-decay or more training data",
+            c.valid_bound,
+            c.train_bound,
+            splits.train.len()
+        );
+    }
+    let ckpt = make_ckpt(
+        &engine.params,
+        finish.current_params.as_deref(),
+        finish.early_stop,
+        &engine.opt_state,
+        end,
+        &curve,
+    );
     let curve_png = a.out.join("learning_curves.png");
     draw_curves(&curve, &curve_png)?;
     Ok(Trained {
@@ -1082,13 +1194,24 @@ fn calibrate(
     }
     let normal = valid.subset(&idx);
     let (x, n) = train::fixed_subset(&normal, normal.len(), binarize, seed);
-    let s = engine.score(&x, n, score.kind(samples), seed)?;
-    let threshold = metrics::threshold_at_false_alarm_rate(&s, rate)
-        .map_err(|e| anyhow::anyhow!("calibration: {e}"))?;
+    let mut s = engine.score(&x, n, score.kind(samples), seed)?;
+    // The core's split-conformal rule, the one the firmware calibrates with.
+    let t = vae_nostd::calibration::conformal_threshold(&mut s, rate as f32)
+        .map_err(|e| anyhow::anyhow!("calibration on {n} normal validation windows: {e}"))?;
+    if !t.certified {
+        eprintln!(
+            "warning: calibration: {n} normal validation windows cannot certify a false-alarm rate of {rate}: \
+             (N + 1) · rate = {:.3} < 1, so the threshold is the largest score and only guarantees \
+             1/(N + 1) = {:.3}; use at least {} normal validation windows (--valid-data, or split=) or a larger --false-alarm-rate",
+            (n as f64 + 1.0) * rate,
+            1.0 / (n as f64 + 1.0),
+            (1.0 / rate).ceil() as u64 - 1
+        );
+    }
     Ok(Calibration {
         score,
         samples,
-        threshold,
+        threshold: t.value,
         false_alarm_rate: rate,
         calibration_windows: n,
     })
@@ -1297,6 +1420,10 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
         batch: None,
         epochs: None,
         train_samples: None,
+        steps: None,
+        min_steps: None,
+        patience: None,
+        check_every: None,
         init: None,
         binarize: None,
         seed,

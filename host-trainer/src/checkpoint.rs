@@ -8,6 +8,7 @@
 //! | `encoder.0.weight`, `encoder.0.bias`, ... | F32 | `[out, in]`, `[out]` | parameters, named and shaped by [`VaeConfig::tensor`](vae_nostd::VaeConfig::tensor) (PyTorch `nn.Linear`) |
 //! | `normalization.offset`, `normalization.scale` | F32 | `[D]` | input normalization `x' = (x − offset) · scale` |
 //! | `optimizer.state` | F32 | `[k · num_params]` | optimizer moments, same layout as the parameters (k = 1 for Adagrad and SGD, 2 for Adam); only with training state |
+//! | `train.params` | F32 | `[num_params]` | with early stopping, the parameters training continues from when the model's (best so far) differ; only with training state |
 //!
 //! | metadata key | value |
 //! |---|---|
@@ -96,6 +97,9 @@ pub const NORM_OFFSET: &str = "normalization.offset";
 pub const NORM_SCALE: &str = "normalization.scale";
 /// Tensor name of the optimizer moments.
 pub const OPTIMIZER_STATE: &str = "optimizer.state";
+/// Tensor name of the parameters training continues from, when early stopping keeps other
+/// (better) ones as the model.
+pub const TRAIN_PARAMS: &str = "train.params";
 
 /// A checkpoint could not be saved or loaded: which file, and why.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +272,15 @@ impl Checkpoint {
         if !state.is_empty() {
             tensors.push((OPTIMIZER_STATE, vec![state.len()], state));
         }
+        if let Some(t) = self.train.as_ref().filter(|t| !t.current_params.is_empty()) {
+            if t.current_params.len() != p {
+                return Err(Kind::Inconsistent(format!(
+                    "`current_params` has {} values, the architecture needs {p}",
+                    t.current_params.len()
+                )));
+            }
+            tensors.push((TRAIN_PARAMS, vec![p], &t.current_params));
+        }
         for (name, _, values) in &tensors {
             check_finite(name, values)?;
         }
@@ -348,6 +361,10 @@ impl Checkpoint {
                     t.optim_state = read_tensor(&st, OPTIMIZER_STATE, &[found])?;
                 }
                 used.insert(OPTIMIZER_STATE);
+                if st.tensor(TRAIN_PARAMS).is_ok() {
+                    t.current_params = read_tensor(&st, TRAIN_PARAMS, &[p])?;
+                    used.insert(TRAIN_PARAMS);
+                }
                 Some(t)
             }
             None if has_state => {
@@ -675,6 +692,8 @@ mod tests {
                 optim_state: values(2 * p, 4),
                 step: 12_345,
                 samples_seen: 1_234_567,
+                early_stop: None,
+                current_params: Vec::new(),
             }),
             info: json!({"seed": 42, "lr": 0.001, "curve": [-3.5, -2.25], "data": {"sha256": "ab"}}),
             spec,
@@ -693,6 +712,10 @@ mod tests {
         assert_eq!(
             a.train.as_ref().map(|t| bits(&t.optim_state)),
             b.train.as_ref().map(|t| bits(&t.optim_state))
+        );
+        assert_eq!(
+            a.train.as_ref().map(|t| bits(&t.current_params)),
+            b.train.as_ref().map(|t| bits(&t.current_params))
         );
     }
 
@@ -714,6 +737,24 @@ mod tests {
                     optim_state: Vec::new(),
                     step: 0,
                     samples_seen: 0,
+                    early_stop: None,
+                    current_params: Vec::new(),
+                }),
+                ..full()
+            },
+            Checkpoint {
+                train: Some(TrainState {
+                    optimizer: "adam".into(),
+                    optim_state: values(2 * full().params.len(), 4),
+                    step: 900,
+                    samples_seen: 9_000,
+                    early_stop: Some(crate::model::EarlyStopState {
+                        best_step: 600,
+                        best_bound: -12.5,
+                        checks_since_best: 3,
+                        stopped: false,
+                    }),
+                    current_params: values(full().params.len(), 6),
                 }),
                 ..full()
             },

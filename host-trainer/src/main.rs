@@ -107,8 +107,24 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "train_samples")]
     pub epochs: Option<u64>,
     /// Training samples to see instead of --epochs (the paper's x-axis).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "steps")]
     pub train_samples: Option<u64>,
+    /// Optimizer steps instead of --epochs.
+    #[arg(long, conflicts_with = "epochs")]
+    pub steps: Option<u64>,
+    /// Train at least this many steps (default: 2000 for sensor windows and tables when no
+    /// --epochs/--steps/--train-samples is given, so that tens of windows still get a real
+    /// optimization; 0 otherwise).
+    #[arg(long)]
+    pub min_steps: Option<u64>,
+    /// Early stopping: stop after this many checks of the validation bound without a better
+    /// one and keep the best parameters as the model (default: 20 for sensor windows and
+    /// tables; 0, off, for images, where the paper trains to the budget).
+    #[arg(long)]
+    pub patience: Option<u32>,
+    /// Steps between early-stopping checks (default: one epoch, at least 25 steps).
+    #[arg(long)]
+    pub check_every: Option<u64>,
     /// Initialization: N(0, 0.01²) as in the paper, Xavier or He.
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,

@@ -1,28 +1,11 @@
-//! Detection metrics for anomaly scores (higher = more anomalous): ROC AUC, the ROC curve, a
-//! threshold calibrated on normal data for a target false-alarm rate, and the confusion matrix
-//! at a threshold.
+//! Detection metrics for anomaly scores (higher = more anomalous): ROC AUC, the ROC curve and
+//! the confusion matrix at a threshold. The threshold itself comes from the core's one rule,
+//! [`vae_nostd::calibration::conformal_threshold`], which the firmware uses too.
 //!
 //! One convention throughout: **a score raises an alarm when it is strictly greater than the
 //! threshold** (`score > threshold`); a NaN score always raises one (a detector that cannot
 //! score a window should not stay silent). Ratios with a zero denominator are 0, as with
 //! scikit-learn's `zero_division=0`.
-
-/// Why a threshold could not be calibrated.
-#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
-pub enum MetricsError {
-    /// No calibration scores.
-    #[error("no calibration scores to set a threshold from")]
-    Empty,
-    /// A calibration score is NaN.
-    #[error("calibration score {index} is NaN")]
-    NaN {
-        /// Position of the first NaN.
-        index: usize,
-    },
-    /// The false-alarm rate is NaN or outside [0, 1].
-    #[error("false-alarm rate {0} is not in [0, 1]")]
-    InvalidRate(f64),
-}
 
 /// Area under the ROC curve: the Mann–Whitney U statistic over (anomalous, normal) pairs,
 /// P(score_anomalous > score_normal) + ½ P(equal), from ranks with ties averaged. 1 is a
@@ -70,37 +53,6 @@ pub fn roc_curve(scores: &[f32], is_anomaly: &[bool]) -> Vec<(f64, f64)> {
         curve.push((fp as f64 / n_neg as f64, tp as f64 / n_pos as f64));
     }
     curve
-}
-
-/// The threshold that lets at most a fraction `rate` of the (normal) calibration scores raise
-/// an alarm.
-///
-/// Convention: with the n scores sorted s₍₁₎ ≤ … ≤ s₍ₙ₎ and k = ⌊rate · n⌋ the number of alarms
-/// allowed, the threshold is s₍ₙ₋ₖ₎ (s₍₁₎ when k = n): the (1 − rate) empirical quantile, and
-/// the smallest calibration score that at most k scores exceed. Exactly k exceed it without
-/// ties; ties at the threshold only lower the count. rate 0 gives the largest score (no
-/// calibration alarm). ⌊rate · n⌋ is taken with a 10⁻⁹ allowance so that e.g. 0.29 × 100
-/// counts as 29.
-///
-/// Errors: no scores, a NaN score, `rate` NaN or outside [0, 1]. ±∞ scores are allowed.
-pub fn threshold_at_false_alarm_rate(
-    normal_scores: &[f32],
-    rate: f64,
-) -> Result<f32, MetricsError> {
-    if !(0.0..=1.0).contains(&rate) {
-        return Err(MetricsError::InvalidRate(rate));
-    }
-    if normal_scores.is_empty() {
-        return Err(MetricsError::Empty);
-    }
-    if let Some(index) = normal_scores.iter().position(|s| s.is_nan()) {
-        return Err(MetricsError::NaN { index });
-    }
-    let n = normal_scores.len();
-    let allowed = ((rate * n as f64 + 1e-9).floor() as usize).min(n);
-    let mut sorted = normal_scores.to_vec();
-    sorted.sort_unstable_by(f32::total_cmp);
-    Ok(sorted[(n - allowed).saturating_sub(1)])
 }
 
 /// The confusion matrix of alarms (`score > threshold`, or NaN) against the truth.
@@ -294,61 +246,6 @@ mod tests {
             }
         }
         assert!((auc - num / den).abs() < 1e-12);
-    }
-
-    #[test]
-    fn threshold_quantile_convention() {
-        let s: Vec<f32> = (1..=10).map(|i| i as f32).collect();
-        let t = |rate| threshold_at_false_alarm_rate(&s, rate).unwrap();
-        assert_eq!(t(0.0), 10.0);
-        assert_eq!(t(0.1), 9.0); // one score (10) above
-        assert_eq!(t(0.25), 8.0); // ⌊2.5⌋ = 2 above
-        assert_eq!(t(0.5), 5.0);
-        assert_eq!(t(1.0), 1.0);
-        // Ties at the threshold lower the count of alarms, never raise it.
-        let tied = [2.0, 1.0, 2.0, 5.0, 2.0];
-        assert_eq!(threshold_at_false_alarm_rate(&tied, 0.4).unwrap(), 2.0);
-        assert_eq!(threshold_at_false_alarm_rate(&tied, 0.6).unwrap(), 2.0);
-        assert_eq!(threshold_at_false_alarm_rate(&tied, 0.8).unwrap(), 1.0);
-        // ⌊0.29 × 100⌋ = 29 despite 0.29 × 100 = 28.999999999999996.
-        let hundred: Vec<f32> = (1..=100).map(|i| i as f32).collect();
-        let th = threshold_at_false_alarm_rate(&hundred, 0.29).unwrap();
-        assert_eq!(th, 71.0);
-        assert_eq!(hundred.iter().filter(|&&v| v > th).count(), 29);
-        // At most `rate` of the calibration scores exceed it, for every rate.
-        for k in 0..=100 {
-            let rate = k as f64 / 137.0;
-            let th = threshold_at_false_alarm_rate(&hundred, rate).unwrap();
-            let fa = confusion_at(&hundred, &[false; 100], th).false_alarm_rate();
-            assert!(fa <= rate + 1e-12, "{rate}: {fa}");
-            assert!(fa > rate - 0.01 - 1e-12, "{rate}: {fa}");
-        }
-        assert_eq!(
-            threshold_at_false_alarm_rate(&[f32::INFINITY, 1.0], 0.0),
-            Ok(f32::INFINITY)
-        );
-    }
-
-    #[test]
-    fn threshold_errors() {
-        assert_eq!(
-            threshold_at_false_alarm_rate(&[], 0.1),
-            Err(MetricsError::Empty)
-        );
-        assert_eq!(
-            threshold_at_false_alarm_rate(&[1.0, f32::NAN], 0.1),
-            Err(MetricsError::NaN { index: 1 })
-        );
-        for rate in [-0.1, 1.1, f64::NAN] {
-            assert!(matches!(
-                threshold_at_false_alarm_rate(&[1.0], rate),
-                Err(MetricsError::InvalidRate(_))
-            ));
-        }
-        assert_eq!(
-            MetricsError::NaN { index: 3 }.to_string(),
-            "calibration score 3 is NaN"
-        );
     }
 
     #[test]

@@ -188,6 +188,28 @@ pub struct TrainState {
     pub step: u64,
     /// Training samples seen.
     pub samples_seen: u64,
+    /// Early stopping's bookkeeping, when the run uses it (then the checkpoint's parameters
+    /// are the best so far on the validation bound, and [`current_params`](Self::current_params)
+    /// the ones training continues from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStopState>,
+    /// The parameters at `step` when they differ from the checkpoint's (best) parameters;
+    /// empty otherwise. Stored as the tensor `train.params`.
+    #[serde(skip)]
+    pub current_params: Vec<f32>,
+}
+
+/// Where early stopping stands (see `train::run`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopState {
+    /// Step of the best validation bound so far (the checkpoint's parameters).
+    pub best_step: u64,
+    /// The best validation bound so far (nats per window; higher is better).
+    pub best_bound: f64,
+    /// Validation checks since the best one.
+    pub checks_since_best: u32,
+    /// True once training stopped because the bound stopped improving.
+    pub stopped: bool,
 }
 
 /// A model with everything needed to evaluate, score, resume and export it.

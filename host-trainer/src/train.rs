@@ -15,11 +15,13 @@ use vae_nostd::{Error as CoreError, Objective};
 
 use crate::data::Dataset;
 use crate::engine::{Engine, derive_seed};
+use crate::model::EarlyStopState;
 
 const TAG_EPOCH: u64 = 1;
 const TAG_BINARIZE: u64 = 2;
 const TAG_STEP: u64 = 3;
 const TAG_EVAL: u64 = 4;
+const TAG_EARLY: u64 = 5;
 
 /// How inputs are turned into binary data for a Bernoulli decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,21 @@ pub enum Budget {
     Epochs(u64),
     /// Training samples seen (the paper's x-axis), rounded up to whole minibatches.
     Samples(u64),
+    /// Optimizer steps.
+    Steps(u64),
+}
+
+/// Early stopping on the validation bound: check it every `check_every` steps, keep the
+/// parameters of the best check as the model, and stop after `patience` checks without a
+/// better one (never before `min_steps`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStop {
+    /// Steps between checks of the validation bound.
+    pub check_every: u64,
+    /// Checks without improvement before stopping.
+    pub patience: u32,
+    /// No stop before this many steps.
+    pub min_steps: u64,
 }
 
 /// Everything that fixes a training run's result (with the data and initial parameters).
@@ -64,6 +81,12 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Rows of the training and validation sets used for the learning curves.
     pub curve_rows: usize,
+    /// The budget is at least this many steps (whatever `budget` says).
+    #[serde(default)]
+    pub min_steps: u64,
+    /// Early stopping on the validation bound (none: train to the budget).
+    #[serde(default)]
+    pub early_stop: Option<EarlyStop>,
 }
 
 /// One point of the learning curves (paper Fig. 2).
@@ -125,12 +148,14 @@ pub fn steps_per_epoch(rows: usize, batch: usize) -> u64 {
     (rows / batch.max(1)).max(1) as u64
 }
 
-/// Total steps of a run.
+/// Total steps of a run (before any early stop): the budget, at least `min_steps`.
 pub fn total_steps(cfg: &TrainConfig, rows: usize) -> u64 {
-    match cfg.budget {
-        Budget::Epochs(e) => e * steps_per_epoch(rows, cfg.batch),
+    let budget = match cfg.budget {
+        Budget::Epochs(e) => e.saturating_mul(steps_per_epoch(rows, cfg.batch)),
         Budget::Samples(s) => s.div_ceil(cfg.batch as u64),
-    }
+        Budget::Steps(s) => s,
+    };
+    budget.max(cfg.min_steps)
 }
 
 /// A seeded Fisher–Yates permutation of `0..n`.
@@ -224,9 +249,32 @@ pub struct Progress {
     pub samples: u64,
 }
 
-/// Trains `engine` on `train` from `start` to the budget. Calls `checkpoint` every
-/// `checkpoint_every` steps and at the end (the caller writes the file). Learning-curve points
-/// are appended to `curve` at roughly log-spaced sample counts.
+/// Early stopping carried across a resume: its state and the best parameters so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Best {
+    /// Where early stopping stands.
+    pub state: EarlyStopState,
+    /// The parameters of the best check (`state.best_step`).
+    pub params: Vec<f32>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finish {
+    /// Steps and samples at the end.
+    pub progress: Progress,
+    /// Early stopping's final state (the engine then holds the best parameters).
+    pub early_stop: Option<EarlyStopState>,
+    /// The parameters at the last step, when early stopping restored other (best) ones.
+    pub current_params: Option<Vec<f32>>,
+}
+
+/// Trains `engine` on `train` from `start` to the budget (or until early stopping ends it;
+/// see [`EarlyStop`]). Calls `checkpoint` every `checkpoint_every` steps and at the end with
+/// the engine (current parameters), the progress, the curve and, with early stopping, the
+/// best so far (the caller writes the file: the best parameters as the model, the current
+/// ones to resume from). Learning-curve points are appended to `curve` at roughly log-spaced
+/// sample counts. At the end the engine holds the best parameters when early stopping is on.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     engine: &mut Engine,
@@ -234,10 +282,11 @@ pub fn run(
     train: &Dataset,
     valid: &Dataset,
     start: Progress,
+    mut best: Option<Best>,
     curve: &mut Vec<CurvePoint>,
     show_progress: bool,
-    mut checkpoint: impl FnMut(&Engine, Progress, &[CurvePoint]) -> Result<(), String>,
-) -> Result<Progress, TrainError> {
+    mut checkpoint: impl FnMut(&Engine, Progress, &[CurvePoint], Option<&Best>) -> Result<(), String>,
+) -> Result<Finish, TrainError> {
     let obj = objective(cfg)?;
     let n = train.len();
     let d = train.dim;
@@ -267,10 +316,32 @@ pub fn run(
             });
             Ok(())
         };
+    // Early stopping: the validation bound with the same ε at every check (common random
+    // numbers), so that checks differ by the parameters, not by the draw.
+    let early = cfg.early_stop.filter(|_| valid_rows > 0);
+    let check_seed = derive_seed(cfg.seed, &[TAG_EARLY]);
+    let check = |engine: &Engine| -> Result<f64, CoreError> {
+        Ok(engine
+            .evaluate(&valid_eval, valid_rows, eval_obj, check_seed, None)?
+            .objective)
+    };
     let mut p = start;
     if curve.is_empty() {
         record(engine, p, curve).map_err(|e| diverged_or_core(e, p))?;
     }
+    if early.is_some() && best.is_none() {
+        let b = check(engine).map_err(|e| diverged_or_core(e, p))?;
+        best = Some(Best {
+            state: EarlyStopState {
+                best_step: p.step,
+                best_bound: b,
+                checks_since_best: 0,
+                stopped: false,
+            },
+            params: engine.params.clone(),
+        });
+    }
+    let stopped = |best: &Option<Best>| best.as_ref().is_some_and(|b| b.state.stopped);
     let bar = if show_progress {
         ProgressBar::new(total)
     } else {
@@ -293,7 +364,7 @@ pub fn run(
     let (mut run_obj, mut run_kl, mut run_rec, mut run_n) = (0.0, 0.0, 0.0, 0u32);
     let t0 = Instant::now();
     let step0 = p.step;
-    while p.step < total {
+    while p.step < total && !stopped(&best) {
         let epoch = p.step / spe;
         if epoch != perm_epoch {
             perm = permutation(n, derive_seed(cfg.seed, &[TAG_EPOCH, epoch]));
@@ -349,12 +420,43 @@ pub fn run(
             })?;
             next_curve = curve_grid_next(p.samples, cfg.batch);
         }
+        if let (Some(es), Some(b)) = (early, best.as_mut())
+            && (p.step.is_multiple_of(es.check_every.max(1)) || p.step == total)
+        {
+            let v = check(engine).map_err(|e| {
+                bar.abandon();
+                diverged_or_core(e, p)
+            })?;
+            if v > b.state.best_bound {
+                b.state.best_bound = v;
+                b.state.best_step = p.step;
+                b.state.checks_since_best = 0;
+                b.params.copy_from_slice(&engine.params);
+            } else {
+                b.state.checks_since_best += 1;
+                if b.state.checks_since_best >= es.patience && p.step >= es.min_steps {
+                    b.state.stopped = true;
+                }
+            }
+        }
         if (cfg.checkpoint_every > 0 && p.step.is_multiple_of(cfg.checkpoint_every))
             || p.step == total
+            || stopped(&best)
         {
-            checkpoint(engine, p, curve).map_err(TrainError::Checkpoint)?;
+            checkpoint(engine, p, curve, best.as_ref()).map_err(TrainError::Checkpoint)?;
         }
     }
     bar.finish_and_clear();
-    Ok(p)
+    let mut current_params = None;
+    let early_stop = best.map(|b| {
+        if b.state.best_step != p.step {
+            current_params = Some(std::mem::replace(&mut engine.params, b.params));
+        }
+        b.state
+    });
+    Ok(Finish {
+        progress: p,
+        early_stop,
+        current_params,
+    })
 }

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod calibration;
 mod config;
 mod error;
 pub mod fastmath;

@@ -20,7 +20,9 @@
 //!   `YYYY-MM-DD HH:MM:SS[.fff]` (or with `T`, optional `Z`).
 //!
 //! Labels are integers ≥ 0 (`1.0` is accepted). Every value must be a finite number that fits
-//! in f32; any line that breaks a rule is refused with its line number (1 = the header).
+//! in f32; any line that breaks a rule is refused with its line number: the physical line in
+//! the file (1 = the first line), counting blank lines, with `\n`, `\r\n` or a lone `\r` ending
+//! a line; a record whose quoted field spans lines is named by the line it starts on.
 
 use std::path::Path;
 
@@ -95,31 +97,35 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         )));
     }
 
-    let file = std::fs::File::open(path).map_err(|e| DataError::io("csv", path, e))?;
+    let text = std::fs::read(path).map_err(|e| DataError::io("csv", path, e))?;
     let mut rdr = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(&text[..]);
     let mut rec = ::csv::StringRecord::new();
-    let read = |rdr: &mut ::csv::Reader<_>, rec: &mut ::csv::StringRecord| {
-        rdr.read_record(rec).map_err(|e| csv_error(path, e))
+    let mut lines = Lines::new(&text);
+    let mut read = |rdr: &mut ::csv::Reader<&[u8]>, rec: &mut ::csv::StringRecord| {
+        let more = rdr
+            .read_record(rec)
+            .map_err(|e| csv_error(path, e, &mut Lines::new(&text)))?;
+        Ok::<_, DataError>(more.then(|| lines.of(rec.position().map_or(0, |p| p.byte()))))
     };
 
     // Header.
-    if !read(&mut rdr, &mut rec)? {
+    let Some(head_line) = read(&mut rdr, &mut rec)? else {
         return Err(bad(
             "empty file: no header row".into(),
             "the first line must name the columns",
         ));
-    }
+    };
     let names: Vec<String> = rec.iter().map(str::to_string).collect();
     let ncols = names.len();
     if names.iter().all(|n| n.parse::<f64>().is_ok()) {
         return Err(bad(
             format!(
-                "line 1 holds numbers ({}), not column names",
-                rec.as_slice()
+                "line {head_line} holds numbers ({}), not column names",
+                rec.iter().collect::<Vec<_>>().join(",")
             ),
             "add a first line naming the columns",
         ));
@@ -197,8 +203,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     let mut labels: Vec<u32> = Vec::new();
     let mut steps = 0usize;
     let mut clock = Clock::default();
-    while read(&mut rdr, &mut rec)? {
-        let line = rec.position().map_or(0, |p| p.line());
+    while let Some(line) = read(&mut rdr, &mut rec)? {
         if rec.len() != ncols {
             return Err(bad(
                 format!(
@@ -292,9 +297,53 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     })
 }
 
+/// Physical line numbers of a file's records. The `csv` crate's own `Position::line` does not
+/// count skipped blank lines and counts `\r\n` as two line breaks, so lines are counted here:
+/// `\n`, `\r\n` and a lone `\r` each end one line.
+struct Lines<'a> {
+    text: &'a [u8],
+    /// Byte offset up to which line breaks have been counted.
+    at: usize,
+    /// Line number at byte `at` (1 = the first line).
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Lines {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line on which the record at `byte` starts. The reader gives the offset just past
+    /// the previous record, i.e. before any blank lines (and the `\n` of a `\r\n`), so those
+    /// are skipped first. Offsets are expected to grow from call to call (a smaller one
+    /// restarts the count).
+    fn of(&mut self, byte: u64) -> u64 {
+        let text = self.text;
+        let mut b = usize::try_from(byte).map_or(text.len(), |b| b.min(text.len()));
+        while b < text.len() && matches!(text[b], b'\n' | b'\r') {
+            b += 1;
+        }
+        if b < self.at {
+            (self.at, self.line) = (0, 1);
+        }
+        let at = self.at;
+        let breaks = text[at..b]
+            .iter()
+            .enumerate()
+            .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && text.get(at + i + 1) != Some(&b'\n')));
+        self.line += breaks.count() as u64;
+        self.at = b;
+        self.line
+    }
+}
+
 /// A `csv` crate error as a [`DataError`].
-fn csv_error(path: &Path, e: ::csv::Error) -> DataError {
-    let line = e.position().map_or(0, |p| p.line());
+fn csv_error(path: &Path, e: ::csv::Error, lines: &mut Lines) -> DataError {
+    let line = e.position().map_or(0, |p| lines.of(p.byte()));
     match e.into_kind() {
         ::csv::ErrorKind::Io(err) => DataError::io("csv", path, err),
         ::csv::ErrorKind::Utf8 { .. } => DataError::malformed(
@@ -660,6 +709,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn line_numbers_are_physical_lines() {
+        let d = CsvOptions::default();
+        // Blank lines before the bad line count.
+        let e = err("a,b\n\n1,2\n\n\n3,x\n", &d);
+        assert!(e.contains("line 6, column 'b': value 'x'"), "{e}");
+        let e = err("a,b\n\n1,2\n\n3\n", &d);
+        assert!(e.contains("line 5 has 1 fields"), "{e}");
+        // CRLF: one line break each, also with blank lines.
+        let e = err("a,b\r\n1,2\r\n3,4\r\n5,x\r\n", &d);
+        assert!(e.contains("line 4, column 'b': value 'x'"), "{e}");
+        let e = err("a,b\r\n\r\n1,2\r\n\r\n5,x\r\n", &d);
+        assert!(e.contains("line 5, column 'b': value 'x'"), "{e}");
+        // Old Mac line ends (lone CR).
+        let e = err("a,b\r1,2\r5,x\r", &d);
+        assert!(e.contains("line 3, column 'b': value 'x'"), "{e}");
+        // A quoted field spanning two lines: the next record starts two lines later.
+        let e = err("a,b\n\"x\ny\",2\n3,4,5\n", &CsvOptions::default());
+        assert!(e.contains("line 4 has 3 fields"), "{e}");
+        let ab = CsvOptions {
+            columns: Some(vec!["a".into(), "b".into()]),
+            ..d.clone()
+        };
+        let e = err("a,b\n1,2\n1,\"x\ny\"\n", &ab);
+        assert!(e.contains("line 3, column 'b': value 'x\ny'"), "{e}");
+        // Blank lines before the header; invalid UTF-8 after CRLF lines.
+        let e = err("\n\n1,2\n", &d);
+        assert!(e.contains("line 3 holds numbers (1,2)"), "{e}");
+        let t = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(t.path(), b"a,b\r\n\r\n1,2\r\n1,\xff\r\n").unwrap();
+        let e = load_csv(t.path(), &d).unwrap_err().to_string();
+        assert!(e.contains("line 4 is not valid UTF-8"), "{e}");
     }
 
     #[test]

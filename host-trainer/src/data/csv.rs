@@ -4,20 +4,33 @@
 //!
 //! * **Which columns.** The *label* column is `opts.label` (a name, or a 0-based index when no
 //!   column has that name), else a column named `label` or `is_anomaly` (any case) if there is
-//!   one. A *timestamp* column is the first column when its name is `t`, `date`, `datetime`, or
-//!   starts with `time` (`time`, `timestamp`, `time_ms`, ...). The *value* columns are
-//!   `opts.columns` (names or 0-based indexes), else every other column whose field on the
-//!   first data line is a number or empty (so a text column such as a subject id is left out,
-//!   while a missing value is reported).
+//!   one. The *group* column is `opts.group` (name or index; long format only). A *timestamp*
+//!   column is the first column when its name is `t`, `date`, `datetime`, or starts with
+//!   `time` (`time`, `timestamp`, `time_ms`, ...). The *value* columns are `opts.columns`
+//!   (names or 0-based indexes), else every other column whose field on the first data line is
+//!   a number or empty (so a text column such as a subject id is left out, while a missing
+//!   value is reported). Label, group and value columns must all differ.
 //! * **Wide** (`opts.window` is `None`): each line is one row of the value columns.
 //! * **Long** (`opts.window = Some(len)`): each line is one time step of C channels (the value
 //!   columns); rows are windows of `len` steps taken every `hop` steps (default `len`), values
 //!   interleaved `[t][c]`, so D = len · C. A window's label is the largest step label inside
-//!   it (anomalous if any step is). The sampling rate is `opts.sample_rate_hz`, else estimated
-//!   from the timestamp column as (steps − 1) / (last − first) when the timestamps parse and
-//!   never decrease, else 1 Hz. Numeric timestamps are seconds, or milli-, micro- or
-//!   nanoseconds when the column name ends in `ms`, `us` or `ns`; text timestamps are
-//!   `YYYY-MM-DD HH:MM:SS[.fff]` (or with `T`, optional `Z`).
+//!   it (anomalous if any step is).
+//! * **Segments.** Without a group column the file is one segment. With one, consecutive lines
+//!   with the same group value (any text: a recording, a subject, a series id) form a segment;
+//!   a value that comes back later starts a new segment. Windows start at each segment's first
+//!   step, every `hop` steps, and are complete windows inside the segment: none spans two.
+//! * **Steps in no window** are reported in [`Dataset::warnings`] (how many steps, in how many
+//!   segments, and why: a segment's tail too short for another window, a segment shorter than
+//!   one window, or the gaps when `hop` > `len`). Only a file with no window at all is an
+//!   error.
+//! * **Sampling rate** (long format). `opts.sample_rate_hz` when given; the timestamps are
+//!   then not read (the column is still no value column). Else, with a timestamp column,
+//!   every timestamp must parse and never decrease within a segment (it may restart in the
+//!   next one), or the line is refused; the rate is Σ (steps − 1) / Σ (last − first) over the
+//!   segments, and a zero duration is an error. Numeric timestamps are seconds, or milli-,
+//!   micro- or nanoseconds when the column name ends in `ms`, `us` or `ns`; text timestamps
+//!   are `YYYY-MM-DD HH:MM:SS[.fff]` (or with `T`, optional `Z`). With neither, the rate is
+//!   recorded as 1 Hz and a warning says so. Wide files do not read timestamps.
 //!
 //! Labels are integers ≥ 0 (`1.0` is accepted). Every value must be a finite number that fits
 //! in f32; any line that breaks a rule is refused with its line number: the physical line in
@@ -42,6 +55,9 @@ pub struct CsvOptions {
     pub columns: Option<Vec<String>>,
     /// Sampling rate of a long-format series; estimated from a timestamp column if `None`.
     pub sample_rate_hz: Option<f32>,
+    /// Group column (a name, or a 0-based index): consecutive lines with the same value are
+    /// one segment, and windows never span two segments. Needs `window`.
+    pub group: Option<String>,
 }
 
 impl CsvOptions {
@@ -64,12 +80,17 @@ impl CsvOptions {
         if let Some(r) = self.sample_rate_hz {
             q.push(format!("rate={r}"));
         }
+        if let Some(g) = &self.group {
+            q.push(format!("group={g}"));
+        }
         q.join("&")
     }
 }
 
 /// What to do about a malformed line.
 const FIX_LINE: &str = "fix that line of the file";
+/// What to do about timestamps that give no sampling rate.
+const FIX_TIME: &str = "fix the timestamp or pass rate=HZ";
 
 /// Load a CSV file as described in the [module docs](self). `source` is `csv:PATH`, followed
 /// by `?` and [`CsvOptions::to_query`] when any option is set.
@@ -77,14 +98,19 @@ const FIX_LINE: &str = "fix that line of the file";
 /// Errors (with line numbers where they apply): the file cannot be read or is not UTF-8; it
 /// is empty or its first line is all numbers (no header); a line has a different number of
 /// fields than the header; a value is not a number, not finite or out of f32 range; a label is
-/// not an integer ≥ 0; a requested label or value column does not exist; no value column is
-/// left; there are no data lines, or fewer than one window of them; `hop` without `window`,
-/// `window` or `hop` of 0, a rate that is not finite and positive.
+/// not an integer ≥ 0; a requested label, group or value column does not exist, or one column
+/// has two roles; no value column is left; there are no data lines, or not enough for one
+/// window in any segment; without `rate`, a timestamp that does not parse or goes back within
+/// a segment, or timestamps spanning no time; `hop` or `group` without `window`, `window` or
+/// `hop` of 0, a rate that is not finite and positive.
 pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     let opt_err = |what: String| DataError::option("csv", path, what);
     let bad = |what: String, fix: &'static str| DataError::malformed("csv", path, what, fix);
     if opts.hop.is_some() && opts.window.is_none() {
         return Err(opt_err("hop= needs window= (long format)".into()));
+    }
+    if opts.group.is_some() && opts.window.is_none() {
+        return Err(opt_err("group= needs window= (long format)".into()));
     }
     if opts.window == Some(0) || opts.hop == Some(0) {
         return Err(opt_err("window and hop must be at least 1".into()));
@@ -138,6 +164,15 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             .or_else(|| key.parse::<usize>().ok().filter(|&i| i < ncols))
     };
 
+    let group = match &opts.group {
+        Some(g) => Some(find(g).ok_or_else(|| {
+            opt_err(format!(
+                "no group column '{g}' (columns: {}); pass group=NAME or a 0-based index",
+                list()
+            ))
+        })?),
+        None => None,
+    };
     let label = match &opts.label {
         Some(l) => Some(find(l).ok_or_else(|| {
             opt_err(format!(
@@ -145,15 +180,24 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
                 list()
             ))
         })?),
-        None => names.iter().position(|n| {
+        None => names.iter().enumerate().position(|(i, n)| {
             let n = n.to_ascii_lowercase();
             (n == "label" || n == "is_anomaly")
+                && Some(i) != group
                 && !opts
                     .columns
                     .as_ref()
                     .is_some_and(|c| c.iter().any(|k| k.eq_ignore_ascii_case(&n)))
         }),
     };
+    if let Some(g) = group
+        && Some(g) == label
+    {
+        return Err(opt_err(format!(
+            "column '{}' is both the label and the group column",
+            names[g]
+        )));
+    }
     let explicit: Option<Vec<usize>> = match &opts.columns {
         Some(cols) => {
             let mut v = Vec::with_capacity(cols.len());
@@ -170,6 +214,12 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
                         names[i]
                     )));
                 }
+                if Some(i) == group {
+                    return Err(opt_err(format!(
+                        "column '{}' is both the group and a value column",
+                        names[i]
+                    )));
+                }
                 v.push(i);
             }
             if v.is_empty() {
@@ -182,8 +232,11 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     let time = Some(0).filter(|&i| {
         is_time_name(&names[i])
             && Some(i) != label
+            && Some(i) != group
             && !explicit.as_ref().is_some_and(|v| v.contains(&i))
     });
+    // Timestamps are read only to estimate the rate of a long series.
+    let clock_col = time.filter(|_| opts.window.is_some() && opts.sample_rate_hz.is_none());
     let time_scale = time.map_or(1.0, |i| {
         let n = names[i].to_ascii_lowercase();
         if n.ends_with("ms") {
@@ -202,6 +255,9 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     let mut x: Vec<f32> = Vec::new();
     let mut labels: Vec<u32> = Vec::new();
     let mut steps = 0usize;
+    // First step of each segment (one segment without a group column).
+    let mut starts: Vec<usize> = Vec::new();
+    let mut last_group = String::new();
     let mut clock = Clock::default();
     while let Some(line) = read(&mut rdr, &mut rec)? {
         if rec.len() != ncols {
@@ -215,7 +271,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         }
         let cols = values.get_or_insert_with(|| {
             (0..ncols)
-                .filter(|&i| Some(i) != label && Some(i) != time)
+                .filter(|&i| Some(i) != label && Some(i) != time && Some(i) != group)
                 .filter(|&i| rec[i].is_empty() || rec[i].parse::<f64>().is_ok())
                 .collect()
         });
@@ -231,8 +287,46 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         if let Some(i) = label {
             labels.push(label_value(&rec[i], line, &names[i]).map_err(|w| bad(w, FIX_LINE))?);
         }
-        if let Some(i) = time {
-            clock.tick(parse_time(&rec[i]).map(|t| t * time_scale));
+        let new_segment = match group {
+            Some(g) if steps == 0 || rec[g] != last_group => {
+                last_group.clear();
+                last_group.push_str(&rec[g]);
+                true
+            }
+            Some(_) => false,
+            None => steps == 0,
+        };
+        if new_segment {
+            starts.push(steps);
+            clock.new_segment();
+        }
+        if let Some(i) = clock_col {
+            let t = parse_time(&rec[i]).ok_or_else(|| {
+                bad(
+                    format!(
+                        "line {line}, column '{}': timestamp '{}' is neither a number nor \
+                         YYYY-MM-DD HH:MM:SS[.fff]",
+                        names[i], &rec[i]
+                    ),
+                    FIX_TIME,
+                )
+            })?;
+            clock.tick(t * time_scale, line).map_err(|before| {
+                bad(
+                    format!(
+                        "line {line}, column '{}': timestamp '{}' is earlier than the one on \
+                         line {before}{}",
+                        names[i],
+                        &rec[i],
+                        if group.is_some() {
+                            " of the same segment"
+                        } else {
+                            ""
+                        }
+                    ),
+                    FIX_TIME,
+                )
+            })?;
         }
         steps += 1;
     }
@@ -249,6 +343,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     if !q.is_empty() {
         source = format!("{source}?{q}");
     }
+    let mut warnings = Vec::new();
     let labels = label.map(|_| labels);
     let Some(len) = opts.window else {
         return Ok(Dataset {
@@ -259,28 +354,113 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             label_names: Vec::new(),
             image: None,
             window: None,
+            warnings,
         });
     };
     let hop = opts.hop.unwrap_or(len);
-    if steps < len {
-        return Err(opt_err(format!(
-            "only {steps} time steps, fewer than one window of {len}; pass a smaller window="
-        )));
-    }
-    let n = (steps - len) / hop + 1;
-    let mut wx = Vec::with_capacity(n * len * c);
-    let mut wl = Vec::with_capacity(if labels.is_some() { n } else { 0 });
-    for w in 0..n {
-        let s = w * hop;
-        wx.extend_from_slice(&x[s * c..(s + len) * c]);
-        if let Some(l) = &labels {
-            wl.push(l[s..s + len].iter().copied().max().unwrap_or(0));
+
+    // Windows, segment by segment, and the steps they leave out.
+    let segments: Vec<(usize, usize)> = starts
+        .iter()
+        .zip(starts.iter().skip(1).chain([&steps]))
+        .map(|(&s, &e)| (s, e))
+        .collect();
+    let mut wx = Vec::new();
+    let mut wl = Vec::new();
+    let (mut tail, mut tail_segs, mut short, mut short_segs, mut gaps) = (0, 0, 0, 0, 0);
+    for &(s, e) in &segments {
+        let n_len = e - s;
+        if n_len < len {
+            short += n_len;
+            short_segs += 1;
+            continue;
         }
+        let n = (n_len - len) / hop + 1;
+        for w in 0..n {
+            let a = s + w * hop;
+            wx.extend_from_slice(&x[a * c..(a + len) * c]);
+            if let Some(l) = &labels {
+                wl.push(l[a..a + len].iter().copied().max().unwrap_or(0));
+            }
+        }
+        let left = n_len - ((n - 1) * hop + len);
+        if left > 0 {
+            tail += left;
+            tail_segs += 1;
+        }
+        gaps += (n - 1) * hop.saturating_sub(len);
     }
-    let sample_rate_hz = opts
-        .sample_rate_hz
-        .or_else(|| clock.rate(steps))
-        .unwrap_or(1.0);
+    if wx.is_empty() {
+        return Err(opt_err(match group {
+            None => format!(
+                "only {steps} time steps, fewer than one window of {len}; pass a smaller window="
+            ),
+            Some(g) => format!(
+                "no segment of group column '{}' has a window of {len} time steps (longest: \
+                 {} of {steps} steps in {} segments); pass a smaller window= or another group=",
+                names[g],
+                segments.iter().map(|(s, e)| e - s).max().unwrap_or(0),
+                segments.len()
+            ),
+        }));
+    }
+    let why = if hop == len {
+        format!("shorter than window={len}")
+    } else {
+        format!("too short for another window={len} at hop={hop}")
+    };
+    if tail > 0 {
+        warnings.push(match group {
+            None => format!(
+                "{} at the end of the file {} in no window (the tail is {why})",
+                count(tail, "time step"),
+                is_are(tail),
+            ),
+            Some(_) => format!(
+                "{} at the ends of {} {} in no window (each segment's tail is {why})",
+                count(tail, "time step"),
+                count(tail_segs, "segment"),
+                is_are(tail),
+            ),
+        });
+    }
+    if short > 0
+        && let Some(g) = group
+    {
+        warnings.push(format!(
+            "{} in {} of group column '{}' {} in no window (each is shorter than \
+             window={len})",
+            count(short, "time step"),
+            count(short_segs, "segment"),
+            names[g],
+            is_are(short),
+        ));
+    }
+    if gaps > 0 {
+        warnings.push(format!(
+            "{} between windows {} in no window (hop={hop} is longer than window={len})",
+            count(gaps, "time step"),
+            is_are(gaps),
+        ));
+    }
+
+    let sample_rate_hz = match (opts.sample_rate_hz, clock_col) {
+        (Some(r), _) => r,
+        (None, Some(i)) => clock.rate().map_err(|what| {
+            bad(
+                format!("column '{}': the timestamps {what}", names[i]),
+                FIX_TIME,
+            )
+        })?,
+        (None, None) => {
+            warnings.push(
+                "no timestamp column and no rate=: sample rate unknown, recorded as 1 Hz; \
+                 pass rate=HZ"
+                    .into(),
+            );
+            1.0
+        }
+    };
     Ok(Dataset {
         source,
         dim: len * c,
@@ -294,7 +474,22 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             channels: c,
             sample_rate_hz,
         }),
+        warnings,
     })
+}
+
+/// `1 segment`, `3 segments`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The verb after [`count`]`(n, ..)`.
+fn is_are(n: usize) -> &'static str {
+    if n == 1 { "is" } else { "are" }
 }
 
 /// Physical line numbers of a file's records. The `csv` crate's own `Position::line` does not
@@ -432,31 +627,58 @@ fn parse_time(s: &str) -> Option<f64> {
     Some(days as f64 * 86_400.0 + (h * 3600 + mi * 60) as f64 + sec)
 }
 
-/// First and last timestamps, and whether every one parsed and none went backwards.
+/// Time steps and seconds of a long series, pooled over its segments (timestamps may restart
+/// in each segment, but never decrease within one).
 #[derive(Default)]
 struct Clock {
-    first: Option<f64>,
-    last: Option<f64>,
-    broken: bool,
+    /// First and last timestamp of the current segment, and the line of the last.
+    span: Option<(f64, f64, u64)>,
+    /// Steps − 1 summed over the segments.
+    gaps: usize,
+    /// Last − first timestamp summed over the finished segments.
+    seconds: f64,
 }
 
 impl Clock {
-    fn tick(&mut self, t: Option<f64>) {
-        match (t, self.last) {
-            (None, _) => self.broken = true,
-            (Some(t), Some(l)) if t < l => self.broken = true,
-            (Some(t), _) => {
-                self.first.get_or_insert(t);
-                self.last = Some(t);
-            }
+    fn new_segment(&mut self) {
+        if let Some((f, l, _)) = self.span.take() {
+            self.seconds += l - f;
         }
     }
 
-    /// Steps per second over the whole span, if the timestamps allow it.
-    fn rate(&self, steps: usize) -> Option<f32> {
-        let (f, l) = (self.first?, self.last?);
-        let r = (steps as f64 - 1.0) / (l - f);
-        (!self.broken && steps >= 2 && l > f && r.is_finite()).then_some(r as f32)
+    /// The next timestamp (seconds) of the current segment, on `line`; `Err(line)` with the
+    /// line of the one before if it is earlier.
+    fn tick(&mut self, t: f64, line: u64) -> Result<(), u64> {
+        match self.span {
+            None => self.span = Some((t, t, line)),
+            Some((_, l, before)) if t < l => return Err(before),
+            Some((f, _, _)) => {
+                self.span = Some((f, t, line));
+                self.gaps += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps per second over all segments, or what is wrong (to follow "the timestamps").
+    fn rate(mut self) -> Result<f32, String> {
+        self.new_segment();
+        if self.seconds.is_nan() || self.seconds <= 0.0 {
+            return Err(
+                "span no time (each segment's are all equal), so the sample rate is \
+                        unknown"
+                    .into(),
+            );
+        }
+        let r = (self.gaps as f64 / self.seconds) as f32;
+        if r.is_finite() && r > 0.0 {
+            Ok(r)
+        } else {
+            Err(format!(
+                "give a sample rate of {} Hz, out of range",
+                self.gaps as f64 / self.seconds
+            ))
+        }
     }
 }
 
@@ -752,9 +974,185 @@ mod tests {
         assert_eq!(d.labels, Some(vec![0, 2, 1]));
         assert_eq!(d.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(d.window.unwrap().sample_rate_hz, 1.0);
-        // Timestamps going backwards: no estimate.
-        let d = load_str("time,x\n0,1\n2,2\n1,3\n", &long(1, None)).unwrap();
+    }
+
+    fn grouped(window: usize, hop: Option<usize>, group: &str) -> CsvOptions {
+        CsvOptions {
+            group: Some(group.into()),
+            ..long(window, hop)
+        }
+    }
+
+    #[test]
+    fn windows_stay_inside_their_group() {
+        // Segments a (5 steps), b (2), a again (4): the second a is a segment of its own.
+        let text = "t,id,x\n0,a,1\n1,a,2\n2,a,3\n3,a,4\n4,a,5\n\
+                    0,b,6\n1,b,7\n0,a,8\n1,a,9\n2,a,10\n3,a,11\n";
+        let d = load_str(text, &grouped(2, None, "id")).unwrap();
+        assert_eq!(d.x, [1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+        assert_eq!(d.dim, 2);
+        assert_eq!(d.window.unwrap().channels, 1);
+        assert_eq!(
+            d.warnings,
+            ["1 time step at the ends of 1 segment is in no window \
+              (each segment's tail is shorter than window=2)"]
+        );
+        // Overlapping windows, by column index; segment b is too short.
+        let d = load_str(text, &grouped(3, Some(1), "1")).unwrap();
+        let starts: Vec<f32> = d.x.chunks(3).map(|w| w[0]).collect();
+        assert_eq!(starts, [1.0, 2.0, 3.0, 8.0, 9.0]);
+        assert_eq!(
+            d.warnings,
+            [
+                "2 time steps in 1 segment of group column 'id' are in no window \
+              (each is shorter than window=3)"
+            ]
+        );
+        assert!(
+            d.source.ends_with("?window=3&hop=1&group=1"),
+            "{}",
+            d.source
+        );
+        // The rate is pooled over segments whose timestamps restart: (4 + 1 + 3) steps after
+        // the first in (4 + 1 + 3) time units.
         assert_eq!(d.window.unwrap().sample_rate_hz, 1.0);
+        let text_ms = text.replacen("t,", "time_ms,", 1);
+        let d = load_str(&text_ms, &grouped(2, None, "id")).unwrap();
+        assert_eq!(d.window.unwrap().sample_rate_hz, 1000.0);
+        // Tails of several segments, with window = hop.
+        let d = load_str(text, &grouped(3, None, "id")).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d.warnings,
+            [
+                "3 time steps at the ends of 2 segments are in no window \
+                 (each segment's tail is shorter than window=3)",
+                "2 time steps in 1 segment of group column 'id' are in no window \
+                 (each is shorter than window=3)"
+            ]
+        );
+        // No segment long enough for one window.
+        let e = err(text, &grouped(6, None, "id"));
+        assert!(
+            e.contains(
+                "no segment of group column 'id' has a window of 6 time steps \
+                 (longest: 5 of 11 steps in 3 segments)"
+            ),
+            "{e}"
+        );
+        // Misused group columns.
+        let e = err(
+            text,
+            &CsvOptions {
+                group: Some("id".into()),
+                ..CsvOptions::default()
+            },
+        );
+        assert!(e.contains("group= needs window="), "{e}");
+        assert!(err(text, &grouped(2, None, "subject")).contains("no group column 'subject'"));
+        let o = CsvOptions {
+            columns: Some(vec!["x".into(), "id".into()]),
+            ..grouped(2, None, "id")
+        };
+        assert!(err(text, &o).contains("column 'id' is both the group and a value column"));
+        let o = CsvOptions {
+            label: Some("id".into()),
+            ..grouped(2, None, "id")
+        };
+        assert!(err(text, &o).contains("column 'id' is both the label and the group column"));
+    }
+
+    #[test]
+    fn steps_in_no_window_are_reported() {
+        let mut text = String::from("t,x\n");
+        for i in 0..10 {
+            text += &format!("{i},{i}\n");
+        }
+        // Window = hop: one tail.
+        let d = load_str(&text, &long(4, None)).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            d.warnings,
+            ["2 time steps at the end of the file are in no window \
+              (the tail is shorter than window=4)"]
+        );
+        // Overlap: the tail after the last window is shorter than a hop.
+        let d = load_str(&text, &long(4, Some(3))).unwrap();
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.warnings, Vec::<String>::new());
+        let d = load_str(&text, &long(5, Some(3))).unwrap();
+        assert_eq!(
+            d.warnings,
+            ["2 time steps at the end of the file are in no window \
+              (the tail is too short for another window=5 at hop=3)"]
+        );
+        // Gaps between windows when hop > window: windows 0..2, 4..6, 8..10.
+        let d = load_str(&text, &long(2, Some(4))).unwrap();
+        assert_eq!(d.x, [0.0, 1.0, 4.0, 5.0, 8.0, 9.0]);
+        assert_eq!(
+            d.warnings,
+            ["4 time steps between windows are in no window (hop=4 is longer than window=2)"]
+        );
+        // Everything covered: no warning.
+        assert!(load_str(&text, &long(5, None)).unwrap().warnings.is_empty());
+        // Warnings travel with subsets.
+        let d = load_str(&text, &long(4, None)).unwrap();
+        assert_eq!(d.subset(&[1]).warnings, d.warnings);
+    }
+
+    #[test]
+    fn timestamps_give_the_rate_or_an_error() {
+        // A timestamp that does not parse, or goes backwards: error with the line.
+        let e = err("time,x\n0,1\n\n0.5,2\nsoon,3\n", &long(1, None));
+        assert!(
+            e.contains("line 5, column 'time': timestamp 'soon' is neither a number nor")
+                && e.ends_with("fix the timestamp or pass rate=HZ"),
+            "{e}"
+        );
+        let e = err("time,x\r\n0,1\r\n2,2\r\n1,3\r\n", &long(1, None));
+        assert!(
+            e.contains("line 4, column 'time': timestamp '1' is earlier than the one on line 3;")
+                && e.ends_with("pass rate=HZ"),
+            "{e}"
+        );
+        // Within a segment only.
+        let text = "time,g,x\n5,a,1\n6,a,2\n0,b,3\n1,b,4\n0.5,b,5\n";
+        let e = err(text, &grouped(1, None, "g"));
+        assert!(
+            e.contains(
+                "line 6, column 'time': timestamp '0.5' is earlier than the one on line 5 \
+                 of the same segment"
+            ),
+            "{e}"
+        );
+        // Equal timestamps: no duration.
+        let e = err("time,x\n3,1\n3,2\n", &long(1, None));
+        assert!(
+            e.contains("column 'time': the timestamps span no time")
+                && e.ends_with("fix the timestamp or pass rate=HZ"),
+            "{e}"
+        );
+        // rate= wins: the timestamps are not even read, and still not a value column.
+        let o = CsvOptions {
+            sample_rate_hz: Some(25.0),
+            ..long(1, None)
+        };
+        let d = load_str("time,x\n0,1\n2,2\nsoon,3\n", &o).unwrap();
+        assert_eq!((d.x.len(), d.window.unwrap().sample_rate_hz), (3, 25.0));
+        assert!(d.warnings.is_empty());
+        // Wide files do not read timestamps.
+        assert!(load_str("time,x\n0,1\nsoon,3\n", &CsvOptions::default()).is_ok());
+        // Neither timestamps nor rate=: 1 Hz, said so.
+        let d = load_str("x\n1\n2\n", &long(1, None)).unwrap();
+        assert_eq!(d.window.unwrap().sample_rate_hz, 1.0);
+        assert_eq!(
+            d.warnings,
+            [
+                "no timestamp column and no rate=: sample rate unknown, recorded as 1 Hz; \
+              pass rate=HZ"
+            ]
+        );
+        assert!(load_str("x\n1\n2\n", &o).unwrap().warnings.is_empty());
     }
 
     #[test]

@@ -8,12 +8,13 @@
 //! csv:FILE                           a wide CSV file (one row per line)
 //! csv:FILE?window=64&hop=32&label=is_anomaly&columns=a,b,c&rate=64
 //!                                    a long CSV time series cut into windows
+//! csv:FILE?window=64&group=subject   ... within each run of lines of one subject
 //! ```
 //!
 //! The kind is everything before the **first** `:`; the rest is the path verbatim, so paths
 //! may contain `:`. For `csv`, options follow the **last** `?` as `KEY=VALUE` pairs joined by
-//! `&` (keys `window`, `hop`, `label`, `columns` — comma-separated names or indexes — and
-//! `rate` in Hz; see [`CsvOptions`]). A CSV path that itself contains `?` is written with a
+//! `&` (keys `window`, `hop`, `label`, `columns` — comma-separated names or indexes —,
+//! `rate` in Hz and `group`, a column name or index; see [`CsvOptions`]). A CSV path that itself contains `?` is written with a
 //! trailing `?` (`csv:/odd?name.csv?`). [`DataSpec`]'s `Display` writes this syntax back.
 
 use std::fmt;
@@ -129,6 +130,7 @@ fn parse_csv_query(q: &str) -> Result<CsvOptions, String> {
             "window" => o.window = Some(count(v)?),
             "hop" => o.hop = Some(count(v)?),
             "label" if !v.is_empty() => o.label = Some(v.to_string()),
+            "group" if !v.is_empty() => o.group = Some(v.to_string()),
             "columns" if !v.is_empty() => {
                 o.columns = Some(v.split(',').map(str::to_string).collect())
             }
@@ -140,10 +142,10 @@ fn parse_csv_query(q: &str) -> Result<CsvOptions, String> {
                     ));
                 }
             },
-            "label" | "columns" => return Err(format!("csv option {k}= is empty")),
+            "label" | "columns" | "group" => return Err(format!("csv option {k}= is empty")),
             _ => {
                 return Err(format!(
-                    "unknown csv option '{k}' (known: window, hop, label, columns, rate)"
+                    "unknown csv option '{k}' (known: window, hop, label, columns, rate, group)"
                 ));
             }
         }
@@ -226,6 +228,7 @@ mod tests {
                     label: Some("is_anomaly".into()),
                     columns: Some(vec!["a".into(), "b".into(), "3".into()]),
                     sample_rate_hz: Some(64.0),
+                    ..CsvOptions::default()
                 }
             }
         );
@@ -242,6 +245,8 @@ mod tests {
             "csv:a.csv",
             "csv:/odd?name.csv?",
             "csv:/odd?name.csv?window=3",
+            "csv:a.csv?window=3&group=subject",
+            "csv:a.csv?window=3&group=0",
         ] {
             let p = parse_data_spec(s).unwrap();
             assert_eq!(p.to_string(), s);
@@ -272,5 +277,6 @@ mod tests {
         assert!(err("csv:x?size=3").contains("unknown csv option 'size'"));
         assert!(err("csv:x?window=3&window=4").contains("given twice"));
         assert!(err("csv:x?label=").contains("label= is empty"));
+        assert!(err("csv:x?window=2&group=").contains("group= is empty"));
     }
 }

@@ -13,8 +13,18 @@
 //! * **Wide** (`opts.window` is `None`): each line is one row of the value columns.
 //! * **Long** (`opts.window = Some(len)`): each line is one time step of C channels (the value
 //!   columns); rows are windows of `len` steps taken every `hop` steps (default `len`), values
-//!   interleaved `[t][c]`, so D = len · C. A window's label is the largest step label inside
-//!   it (anomalous if any step is).
+//!   interleaved `[t][c]`, so D = len · C. A window is normal (0) when all its steps are,
+//!   else it takes the kind of its first anomalous step.
+//! * **Labels.** With `opts.normal` (`normal=A,B`), a label value in that list is normal (0)
+//!   and every other distinct value is an anomaly kind, numbered 1, 2, ... in order of first
+//!   appearance in the file; values may be text (`Standing`) or numbers. Values are compared
+//!   as written (case matters), and numbers also as numbers (`normal=0` matches `0.0`; `1` and
+//!   `1.0` are one kind). `label_names` is `["normal", kind 1 as first written, ...]`; a listed
+//!   value that never occurs gives a warning (a training file may hold only normal labels).
+//!   Without `opts.normal`, labels must be integers from 0 to 65535 (`1.0` is accepted): 0
+//!   normal, k > 0 anomaly kind k, `label_names` `["normal", "1", ..., "max"]`; a text label
+//!   is refused with the values the file holds. An empty label is refused either way, and
+//!   `normal=` needs a label column.
 //! * **Segments.** Without a group column the file is one segment. With one, consecutive lines
 //!   with the same group value (any text: a recording, a subject, a series id) form a segment;
 //!   a value that comes back later starts a new segment. Windows start at each segment's first
@@ -32,8 +42,7 @@
 //!   are `YYYY-MM-DD HH:MM:SS[.fff]` (or with `T`, optional `Z`). With neither, the rate is
 //!   recorded as 1 Hz and a warning says so. Wide files do not read timestamps.
 //!
-//! Labels are integers ≥ 0 (`1.0` is accepted). Every value must be a finite number that fits
-//! in f32; any line that breaks a rule is refused with its line number: the physical line in
+//! Every value must be a finite number that fits in f32; any line that breaks a rule is refused with its line number: the physical line in
 //! the file (1 = the first line), counting blank lines, with `\n`, `\r\n` or a lone `\r` ending
 //! a line; a record whose quoted field spans lines is named by the line it starts on.
 
@@ -53,6 +62,9 @@ pub struct CsvOptions {
     pub label: Option<String>,
     /// Value columns, by name or 0-based index, in this order.
     pub columns: Option<Vec<String>>,
+    /// The label values that mean "normal" (label 0); every other value is an anomaly kind,
+    /// numbered 1, 2, ... in order of first appearance. `None`: labels are integers, 0 normal.
+    pub normal: Option<Vec<String>>,
     /// Sampling rate of a long-format series; estimated from a timestamp column if `None`.
     pub sample_rate_hz: Option<f32>,
     /// Group column (a name, or a 0-based index): consecutive lines with the same value are
@@ -62,7 +74,8 @@ pub struct CsvOptions {
 
 impl CsvOptions {
     /// These options in the query syntax of [`parse_data_spec`](super::spec::parse_data_spec):
-    /// `window=64&hop=32&label=is_anomaly&columns=a,b&rate=64`, or `""` for the defaults.
+    /// `window=64&hop=32&label=is_anomaly&columns=a,b&rate=64&normal=0&group=subject`, or `""`
+    /// for the defaults.
     pub fn to_query(&self) -> String {
         let mut q = Vec::new();
         if let Some(w) = self.window {
@@ -80,6 +93,9 @@ impl CsvOptions {
         if let Some(r) = self.sample_rate_hz {
             q.push(format!("rate={r}"));
         }
+        if let Some(n) = &self.normal {
+            q.push(format!("normal={}", n.join(",")));
+        }
         if let Some(g) = &self.group {
             q.push(format!("group={g}"));
         }
@@ -89,6 +105,10 @@ impl CsvOptions {
 
 /// What to do about a malformed line.
 const FIX_LINE: &str = "fix that line of the file";
+/// What to do about labels that are not anomaly kinds.
+const FIX_LABEL: &str = "pass normal=NAME,NAME to say which labels are normal";
+/// Largest integer label read without `normal=` (`label_names` has an entry for each).
+const MAX_KIND: u32 = 65_535;
 /// What to do about timestamps that give no sampling rate.
 const FIX_TIME: &str = "fix the timestamp or pass rate=HZ";
 
@@ -98,7 +118,8 @@ const FIX_TIME: &str = "fix the timestamp or pass rate=HZ";
 /// Errors (with line numbers where they apply): the file cannot be read or is not UTF-8; it
 /// is empty or its first line is all numbers (no header); a line has a different number of
 /// fields than the header; a value is not a number, not finite or out of f32 range; a label is
-/// not an integer ≥ 0; a requested label, group or value column does not exist, or one column
+/// empty, or without `normal` not an integer from 0 to 65535; `normal` without a label
+/// column; a requested label, group or value column does not exist, or one column
 /// has two roles; no value column is left; there are no data lines, or not enough for one
 /// window in any segment; without `rate`, a timestamp that does not parse or goes back within
 /// a segment, or timestamps spanning no time; `hop` or `group` without `window`, `window` or
@@ -190,6 +211,13 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
                     .is_some_and(|c| c.iter().any(|k| k.eq_ignore_ascii_case(&n)))
         }),
     };
+    if opts.normal.is_some() && label.is_none() {
+        return Err(opt_err(format!(
+            "normal= needs a label column, and none is named label or is_anomaly (columns: {}); \
+             pass label=NAME or a 0-based index",
+            list()
+        )));
+    }
     if let Some(g) = group
         && Some(g) == label
     {
@@ -254,6 +282,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
     let mut values: Option<Vec<usize>> = explicit;
     let mut x: Vec<f32> = Vec::new();
     let mut labels: Vec<u32> = Vec::new();
+    let mut label_values = LabelValues::default();
     let mut steps = 0usize;
     // First step of each segment (one segment without a group column).
     let mut starts: Vec<usize> = Vec::new();
@@ -285,7 +314,13 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             x.push(value(&rec[i], line, &names[i]).map_err(|w| bad(w, FIX_LINE))?);
         }
         if let Some(i) = label {
-            labels.push(label_value(&rec[i], line, &names[i]).map_err(|w| bad(w, FIX_LINE))?);
+            if rec[i].is_empty() {
+                return Err(bad(
+                    format!("line {line}, column '{}': the label is empty", names[i]),
+                    FIX_LINE,
+                ));
+            }
+            labels.push(label_values.id(&rec[i], line));
         }
         let new_segment = match group {
             Some(g) if steps == 0 || rec[g] != last_group => {
@@ -344,6 +379,20 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         source = format!("{source}?{q}");
     }
     let mut warnings = Vec::new();
+    let mut label_names = Vec::new();
+    if let Some(i) = label {
+        let map = label_values
+            .kinds(
+                opts.normal.as_deref(),
+                &names[i],
+                &mut label_names,
+                &mut warnings,
+            )
+            .map_err(|w| bad(w, FIX_LABEL))?;
+        for l in &mut labels {
+            *l = map[*l as usize];
+        }
+    }
     let labels = label.map(|_| labels);
     let Some(len) = opts.window else {
         return Ok(Dataset {
@@ -351,7 +400,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             dim: c,
             x,
             labels,
-            label_names: Vec::new(),
+            label_names,
             image: None,
             window: None,
             warnings,
@@ -380,7 +429,8 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             let a = s + w * hop;
             wx.extend_from_slice(&x[a * c..(a + len) * c]);
             if let Some(l) = &labels {
-                wl.push(l[a..a + len].iter().copied().max().unwrap_or(0));
+                let first_anomaly = l[a..a + len].iter().copied().find(|&k| k != 0);
+                wl.push(first_anomaly.unwrap_or(0));
             }
         }
         let left = n_len - ((n - 1) * hop + len);
@@ -466,7 +516,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         dim: len * c,
         x: wx,
         labels: labels.map(|_| wl),
-        label_names: Vec::new(),
+        label_names,
         image: None,
         window: Some(Window {
             len,
@@ -576,16 +626,126 @@ fn value(s: &str, line: u64, col: &str) -> Result<f32, String> {
     Ok(f)
 }
 
-/// A label field: an integer ≥ 0 that fits in u32 (`2`, `2.0`).
-fn label_value(s: &str, line: u64, col: &str) -> Result<u32, String> {
+/// A label field as an integer ≥ 0 that fits in u32 (`2`, `2.0`).
+fn label_value(s: &str) -> Option<u32> {
     if let Ok(v) = s.parse::<u32>() {
-        return Ok(v);
+        return Some(v);
     }
     match s.parse::<f64>() {
-        Ok(v) if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => Ok(v as u32),
-        _ => Err(format!(
-            "line {line}, column '{col}': label '{s}' is not an integer >= 0"
-        )),
+        Ok(v) if v >= 0.0 && v.fract() == 0.0 && v <= u32::MAX as f64 => Some(v as u32),
+        _ => None,
+    }
+}
+
+/// A field as a finite number, if it is one.
+fn number(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// The distinct values of a label column, in order of first appearance. Numbers compare as
+/// numbers (`1`, `1.0` and `1e0` are one value, named as first written), text as written.
+#[derive(Default)]
+struct LabelValues {
+    /// Each value as first written, and the line where it first appears.
+    seen: Vec<(String, u64)>,
+    /// Index in `seen` of each spelling met so far.
+    by_text: std::collections::HashMap<String, u32>,
+    /// Index in `seen` of each number (the bits of `v + 0.0`, so that -0 is 0).
+    by_number: std::collections::HashMap<u64, u32>,
+}
+
+impl LabelValues {
+    /// The index of the value `s` (on `line`), adding it if new.
+    fn id(&mut self, s: &str, line: u64) -> u32 {
+        if let Some(&i) = self.by_text.get(s) {
+            return i;
+        }
+        let num = number(s).map(|v| (v + 0.0).to_bits());
+        let i = match num.and_then(|k| self.by_number.get(&k)) {
+            Some(&i) => i,
+            None => {
+                let i = self.seen.len() as u32;
+                self.seen.push((s.to_string(), line));
+                if let Some(k) = num {
+                    self.by_number.insert(k, i);
+                }
+                i
+            }
+        };
+        self.by_text.insert(s.to_string(), i);
+        i
+    }
+
+    /// The label of each value (by index) and, into `names`, the name of each label: with a
+    /// `normal` list, the values in it are 0 and the others 1, 2, ... in order of first
+    /// appearance (a warning for each listed value that never occurs); without, every value
+    /// must be an integer ≥ 0 and at most [`MAX_KIND`]. `Err`: what is wrong.
+    fn kinds(
+        &self,
+        normal: Option<&[String]>,
+        col: &str,
+        names: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<u32>, String> {
+        names.push("normal".into());
+        let Some(normal) = normal else {
+            let mut map = Vec::with_capacity(self.seen.len());
+            for (s, line) in &self.seen {
+                let v = label_value(s).ok_or_else(|| {
+                    format!(
+                        "line {line}, column '{col}': label '{s}' is not an integer >= 0 \
+                         (labels in the file: {})",
+                        self.some_values(8)
+                    )
+                })?;
+                if v > MAX_KIND {
+                    return Err(format!(
+                        "line {line}, column '{col}': label {s} is above {MAX_KIND}, too many \
+                         anomaly kinds"
+                    ));
+                }
+                map.push(v);
+            }
+            let max = map.iter().copied().max().unwrap_or(0);
+            names.extend((1..=max).map(|k| k.to_string()));
+            return Ok(map);
+        };
+        let same = |value: &str, item: &str| {
+            value == item || matches!((number(value), number(item)), (Some(a), Some(b)) if a == b)
+        };
+        let items: Vec<&str> = normal.iter().map(|n| n.trim()).collect();
+        let mut map = Vec::with_capacity(self.seen.len());
+        for (s, _) in &self.seen {
+            if items.iter().any(|n| same(s, n)) {
+                map.push(0);
+            } else {
+                map.push(names.len() as u32);
+                names.push(s.clone());
+            }
+        }
+        for n in items {
+            if !self.seen.iter().any(|(s, _)| same(s, n)) {
+                warnings.push(format!(
+                    "normal label '{n}' never occurs in column '{col}' (labels in the file: {})",
+                    self.some_values(8)
+                ));
+            }
+        }
+        Ok(map)
+    }
+
+    /// The first `k` values, quoted, and how many more there are.
+    fn some_values(&self, k: usize) -> String {
+        let mut s: Vec<String> = self
+            .seen
+            .iter()
+            .take(k)
+            .map(|(v, _)| format!("'{v}'"))
+            .collect();
+        if self.seen.len() > k {
+            s.push(format!("and {} more", self.seen.len() - k));
+        }
+        s.join(", ")
     }
 }
 
@@ -773,6 +933,7 @@ mod tests {
         assert_eq!((d.len(), d.dim), (3, 2));
         assert_eq!(d.x, [1.0, 2.0, 3.0, 4.5, -1000.0, 0.0]);
         assert_eq!(d.labels, Some(vec![0, 1, 2]));
+        assert_eq!(d.label_names, ["normal", "1", "2"]);
         assert_eq!(d.window, None);
         // A UTF-8 byte-order mark does not end up in the first column's name.
         let o = CsvOptions {
@@ -968,12 +1129,128 @@ mod tests {
     }
 
     #[test]
-    fn label_of_a_window_is_its_max() {
-        let text = "t,x,label\n0,1,0\n1,2,0\n2,3,2\n3,4,0\n4,5,1\n5,6,0\n";
+    fn label_of_a_window_is_its_first_anomaly() {
+        let text = "t,x,label\n0,1,0\n1,2,0\n2,3,2\n3,4,0\n4,5,1\n5,6,0\n6,7,1\n7,8,2\n";
         let d = load_str(text, &long(2, None)).unwrap();
-        assert_eq!(d.labels, Some(vec![0, 2, 1]));
-        assert_eq!(d.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(d.labels, Some(vec![0, 2, 1, 1]));
+        assert_eq!(d.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
         assert_eq!(d.window.unwrap().sample_rate_hz, 1.0);
+        // Integer labels without normal=: 0 is normal, names up to the largest label.
+        assert_eq!(d.label_names, ["normal", "1", "2"]);
+        let d = load_str("a,label\n1,0\n2,0.0\n", &CsvOptions::default()).unwrap();
+        assert_eq!(
+            (d.labels, d.label_names),
+            (Some(vec![0, 0]), vec!["normal".into()])
+        );
+    }
+
+    fn normal(list: &[&str], opts: CsvOptions) -> CsvOptions {
+        CsvOptions {
+            normal: Some(list.iter().map(|s| s.to_string()).collect()),
+            ..opts
+        }
+    }
+
+    #[test]
+    fn text_labels_with_a_list_of_normal_ones() {
+        let text = "t,x,activity\n0,1,Standing\n1,2,Standing\n2,3,Falling\n3,4,Walking\n\
+                    4,5,Walking\n5,6,Standing\n6,7, Falling \n7,8,Standing\n";
+        let o = normal(&["Standing", " Lying "], long(2, None));
+        let d = load_str(
+            text,
+            &CsvOptions {
+                label: Some("activity".into()),
+                ..o
+            },
+        )
+        .unwrap();
+        // Kinds in order of first appearance; a window takes its first anomalous step's kind.
+        assert_eq!(d.label_names, ["normal", "Falling", "Walking"]);
+        assert_eq!(d.labels, Some(vec![0, 1, 2, 1]));
+        assert_eq!(d.x, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(
+            d.warnings,
+            ["normal label 'Lying' never occurs in column 'activity' \
+              (labels in the file: 'Standing', 'Falling', 'Walking')"]
+        );
+        assert!(
+            d.source
+                .ends_with("?window=2&label=activity&normal=Standing, Lying "),
+            "{}",
+            d.source
+        );
+        // Wide format, automatic label column: one row per line.
+        let d = load_str(
+            "x,label\n1,ok\n2,bad\n3,ok\n4,worse\n",
+            &normal(&["ok"], CsvOptions::default()),
+        )
+        .unwrap();
+        assert_eq!(d.labels, Some(vec![0, 1, 0, 2]));
+        assert_eq!(d.label_names, ["normal", "bad", "worse"]);
+        assert!(d.warnings.is_empty());
+    }
+
+    #[test]
+    fn numeric_labels_with_a_list_of_normal_ones() {
+        // normal=0 matches 0.0 and -0; 2 and 2.0 are one kind, named as first written.
+        let text = "x,label\n1,0.0\n2,2\n3,1\n4,2.0\n5,-0\n6,7\n";
+        let d = load_str(text, &normal(&["0"], CsvOptions::default())).unwrap();
+        assert_eq!(d.labels, Some(vec![0, 1, 2, 1, 0, 3]));
+        assert_eq!(d.label_names, ["normal", "2", "1", "7"]);
+        // Several normal values, as text or as numbers.
+        let d = load_str(text, &normal(&["0", "7.0", "1"], CsvOptions::default())).unwrap();
+        assert_eq!(d.labels, Some(vec![0, 1, 0, 1, 0, 0]));
+        assert_eq!(d.label_names, ["normal", "2"]);
+        // A file with only normal labels (a training file) is fine.
+        let d = load_str(
+            "x,label\n1,0\n2,0\n",
+            &normal(&["0"], CsvOptions::default()),
+        )
+        .unwrap();
+        assert_eq!((d.label_names.len(), d.warnings.len()), (1, 0));
+    }
+
+    #[test]
+    fn text_labels_need_a_list_of_normal_ones() {
+        let mut text = String::from("x,label\n1,0\n\n");
+        for (i, l) in [
+            "Sit", "Stand", "Walk", "Run", "Jump", "Lie", "Fall", "Climb", "Ride",
+        ]
+        .iter()
+        .enumerate()
+        {
+            text += &format!("{i},{l}\n");
+        }
+        let e = err(&text, &CsvOptions::default());
+        assert!(
+            e.contains(
+                "line 4, column 'label': label 'Sit' is not an integer >= 0 (labels in the \
+                 file: '0', 'Sit', 'Stand', 'Walk', 'Run', 'Jump', 'Lie', 'Fall', and 2 more); \
+                 pass normal=NAME,NAME to say which labels are normal"
+            ),
+            "{e}"
+        );
+        let e = err("x,label\n1,0\n2,\n", &CsvOptions::default());
+        assert!(
+            e.contains("line 3, column 'label': the label is empty"),
+            "{e}"
+        );
+        let e = err("x,label\n1,0\n2,70000\n", &CsvOptions::default());
+        assert!(
+            e.contains("line 3, column 'label': label 70000 is above 65535")
+                && e.ends_with("pass normal=NAME,NAME to say which labels are normal"),
+            "{e}"
+        );
+        // With normal=, any value is fine, but there must be a label column.
+        assert!(load_str("x,label\n1,0\n2,70000\n", &normal(&["0"], long(1, None))).is_ok());
+        let e = err("x,y\n1,0\n", &normal(&["0"], CsvOptions::default()));
+        assert!(
+            e.contains(
+                "normal= needs a label column, and none is named label or is_anomaly \
+                        (columns: x, y); pass label=NAME"
+            ),
+            "{e}"
+        );
     }
 
     fn grouped(window: usize, hop: Option<usize>, group: &str) -> CsvOptions {

@@ -9,12 +9,15 @@
 //! csv:FILE?window=64&hop=32&label=is_anomaly&columns=a,b,c&rate=64
 //!                                    a long CSV time series cut into windows
 //! csv:FILE?window=64&group=subject   ... within each run of lines of one subject
+//! csv:FILE?label=activity&normal=Standing,Sitting
+//!                                    text labels: these are normal, the others anomalies
 //! ```
 //!
 //! The kind is everything before the **first** `:`; the rest is the path verbatim, so paths
 //! may contain `:`. For `csv`, options follow the **last** `?` as `KEY=VALUE` pairs joined by
 //! `&` (keys `window`, `hop`, `label`, `columns` — comma-separated names or indexes —,
-//! `rate` in Hz and `group`, a column name or index; see [`CsvOptions`]). A CSV path that itself contains `?` is written with a
+//! `rate` in Hz, `normal` — comma-separated label values — and `group`, a column name or
+//! index; see [`CsvOptions`]). A CSV path that itself contains `?` is written with a
 //! trailing `?` (`csv:/odd?name.csv?`). [`DataSpec`]'s `Display` writes this syntax back.
 
 use std::fmt;
@@ -131,6 +134,12 @@ fn parse_csv_query(q: &str) -> Result<CsvOptions, String> {
             "hop" => o.hop = Some(count(v)?),
             "label" if !v.is_empty() => o.label = Some(v.to_string()),
             "group" if !v.is_empty() => o.group = Some(v.to_string()),
+            "normal" if !v.is_empty() => {
+                if v.split(',').any(|n| n.trim().is_empty()) {
+                    return Err(format!("csv option normal={v}: a label value is empty"));
+                }
+                o.normal = Some(v.split(',').map(str::to_string).collect())
+            }
             "columns" if !v.is_empty() => {
                 o.columns = Some(v.split(',').map(str::to_string).collect())
             }
@@ -142,10 +151,12 @@ fn parse_csv_query(q: &str) -> Result<CsvOptions, String> {
                     ));
                 }
             },
-            "label" | "columns" | "group" => return Err(format!("csv option {k}= is empty")),
+            "label" | "columns" | "group" | "normal" => {
+                return Err(format!("csv option {k}= is empty"));
+            }
             _ => {
                 return Err(format!(
-                    "unknown csv option '{k}' (known: window, hop, label, columns, rate, group)"
+                    "unknown csv option '{k}' (known: window, hop, label, columns, rate, normal, group)"
                 ));
             }
         }
@@ -247,6 +258,8 @@ mod tests {
             "csv:/odd?name.csv?window=3",
             "csv:a.csv?window=3&group=subject",
             "csv:a.csv?window=3&group=0",
+            "csv:a.csv?normal=0",
+            "csv:a.csv?window=3&label=activity&normal=Standing,Sitting&group=subject",
         ] {
             let p = parse_data_spec(s).unwrap();
             assert_eq!(p.to_string(), s);
@@ -278,5 +291,7 @@ mod tests {
         assert!(err("csv:x?window=3&window=4").contains("given twice"));
         assert!(err("csv:x?label=").contains("label= is empty"));
         assert!(err("csv:x?window=2&group=").contains("group= is empty"));
+        assert!(err("csv:x?normal=").contains("normal= is empty"));
+        assert!(err("csv:x?normal=a,,b").contains("normal=a,,b: a label value is empty"));
     }
 }

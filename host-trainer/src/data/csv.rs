@@ -29,6 +29,8 @@
 //!   with the same group value (any text: a recording, a subject, a series id) form a segment;
 //!   a value that comes back later starts a new segment. Windows start at each segment's first
 //!   step, every `hop` steps, and are complete windows inside the segment: none spans two.
+//! * **Split options** (`opts.split`, `opts.shuffle`) travel with the spec for the code that
+//!   splits the dataset; loading ignores them.
 //! * **Steps in no window** are reported in [`Dataset::warnings`] (how many steps, in how many
 //!   segments, and why: a segment's tail too short for another window, a segment shorter than
 //!   one window, or the gaps when `hop` > `len`). Only a file with no window at all is an
@@ -70,12 +72,17 @@ pub struct CsvOptions {
     /// Group column (a name, or a 0-based index): consecutive lines with the same value are
     /// one segment, and windows never span two segments. Needs `window`.
     pub group: Option<String>,
+    /// Train, validation and test fractions (each ≥ 0, summing to 1). Carried in the spec for
+    /// whoever splits the dataset; [`load_csv`] ignores it.
+    pub split: Option<[f64; 3]>,
+    /// Whether to shuffle before splitting. Carried like `split`; [`load_csv`] ignores it.
+    pub shuffle: Option<bool>,
 }
 
 impl CsvOptions {
     /// These options in the query syntax of [`parse_data_spec`](super::spec::parse_data_spec):
-    /// `window=64&hop=32&label=is_anomaly&columns=a,b&rate=64&normal=0&group=subject`, or `""`
-    /// for the defaults.
+    /// `window=64&hop=32&label=is_anomaly&columns=a,b&rate=64&normal=0&group=subject&`
+    /// `split=0.7,0.15,0.15&shuffle=true`, or `""` for the defaults.
     pub fn to_query(&self) -> String {
         let mut q = Vec::new();
         if let Some(w) = self.window {
@@ -98,6 +105,13 @@ impl CsvOptions {
         }
         if let Some(g) = &self.group {
             q.push(format!("group={g}"));
+        }
+        if let Some([a, b, c]) = self.split {
+            // `{}` writes the shortest text that parses back to the same f64.
+            q.push(format!("split={a},{b},{c}"));
+        }
+        if let Some(s) = self.shuffle {
+            q.push(format!("shuffle={s}"));
         }
         q.join("&")
     }

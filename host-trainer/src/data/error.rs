@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 /// The valid forms of a data specification, quoted by [`DataError::Spec`].
 pub const SPEC_FORMS: &str = "synthetic | synthetic:KEY=V,... | mnist:DIR | frey:FILE | \
-     csv:FILE | csv:FILE?window=N&hop=N&label=COL&columns=A,B,...&rate=HZ";
+     csv:FILE | csv:FILE?window=N&hop=N&label=COL&columns=A,B,...&rate=HZ&normal=A,B,...&group=COL&\
+     split=TRAIN,VALID,TEST&shuffle=BOOL";
 
 /// Why a dataset could not be loaded. The `Display` text is one line:
 /// `KIND: PATH: what is wrong; what to do`.

@@ -33,6 +33,9 @@ pub struct Dataset {
     pub image: Option<(usize, usize)>,
     /// Window geometry when each row is a window of a multichannel time series.
     pub window: Option<Window>,
+    /// Things the loader did that the user should hear about (time steps left out of every
+    /// window, a sample rate it had to assume, ...), one sentence each; usually empty.
+    pub warnings: Vec<String>,
 }
 
 /// Rows are windows of `len` time steps × `channels`, interleaved `[t][channel]`, taken every
@@ -98,6 +101,7 @@ impl Dataset {
             label_names: self.label_names.clone(),
             image: self.image,
             window: self.window,
+            warnings: self.warnings.clone(),
         }
     }
     /// A 64-bit FNV-1a hash of the dimension, the values' bits and the labels: identifies the

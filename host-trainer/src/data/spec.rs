@@ -8,12 +8,19 @@
 //! csv:FILE                           a wide CSV file (one row per line)
 //! csv:FILE?window=64&hop=32&label=is_anomaly&columns=a,b,c&rate=64
 //!                                    a long CSV time series cut into windows
+//! csv:FILE?window=64&group=subject   ... within each run of lines of one subject
+//! csv:FILE?label=activity&normal=Standing,Sitting
+//!                                    text labels: these are normal, the others anomalies
+//! csv:FILE?split=0.7,0.15,0.15&shuffle=false
+//!                                    how to split it (stored for the splitter only)
 //! ```
 //!
 //! The kind is everything before the **first** `:`; the rest is the path verbatim, so paths
 //! may contain `:`. For `csv`, options follow the **last** `?` as `KEY=VALUE` pairs joined by
-//! `&` (keys `window`, `hop`, `label`, `columns` — comma-separated names or indexes — and
-//! `rate` in Hz; see [`CsvOptions`]). A CSV path that itself contains `?` is written with a
+//! `&` (keys `window`, `hop`, `label`, `columns` — comma-separated names or indexes —,
+//! `rate` in Hz, `normal` — comma-separated label values —, `group`, a column name or
+//! index, `split` — three fractions ≥ 0 adding up to 1 (within 1e-6) — and `shuffle`, `true`,
+//! `false`, `1` or `0`; see [`CsvOptions`]). A CSV path that itself contains `?` is written with a
 //! trailing `?` (`csv:/odd?name.csv?`). [`DataSpec`]'s `Display` writes this syntax back.
 
 use std::fmt;
@@ -53,7 +60,9 @@ pub enum DataSpec {
 ///
 /// Errors ([`DataError::Spec`], whose message lists the valid forms): an unknown kind, a
 /// missing path, a synthetic option without `=` or with an empty key, an unknown, repeated or
-/// malformed CSV option (`window` and `hop` whole numbers ≥ 1, `rate` a positive number).
+/// malformed CSV option (`window` and `hop` whole numbers ≥ 1, `rate` a positive number,
+/// `normal` without empty values, `split` three fractions ≥ 0 adding up to 1, `shuffle` a
+/// boolean).
 pub fn parse_data_spec(s: &str) -> Result<DataSpec, DataError> {
     let fail = |what: String| DataError::Spec {
         spec: s.to_string(),
@@ -129,6 +138,13 @@ fn parse_csv_query(q: &str) -> Result<CsvOptions, String> {
             "window" => o.window = Some(count(v)?),
             "hop" => o.hop = Some(count(v)?),
             "label" if !v.is_empty() => o.label = Some(v.to_string()),
+            "group" if !v.is_empty() => o.group = Some(v.to_string()),
+            "normal" if !v.is_empty() => {
+                if v.split(',').any(|n| n.trim().is_empty()) {
+                    return Err(format!("csv option normal={v}: a label value is empty"));
+                }
+                o.normal = Some(v.split(',').map(str::to_string).collect())
+            }
             "columns" if !v.is_empty() => {
                 o.columns = Some(v.split(',').map(str::to_string).collect())
             }
@@ -140,10 +156,51 @@ fn parse_csv_query(q: &str) -> Result<CsvOptions, String> {
                     ));
                 }
             },
-            "label" | "columns" => return Err(format!("csv option {k}= is empty")),
+            "split" => {
+                let bad = || {
+                    format!(
+                        "csv option split={v}: expected three fractions TRAIN,VALID,TEST, each a number >= 0, adding up to 1"
+                    )
+                };
+                let f: Vec<f64> = v
+                    .split(',')
+                    .map(|p| {
+                        p.trim()
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|x| x.is_finite() && *x >= 0.0)
+                    })
+                    .collect::<Option<_>>()
+                    .ok_or_else(bad)?;
+                let [a, b, c] = f[..] else {
+                    return Err(bad());
+                };
+                let sum = a + b + c;
+                if (sum - 1.0).abs() > 1e-6 {
+                    return Err(format!(
+                        "csv option split={v}: the fractions add up to {}, not 1",
+                        (sum * 1e6).round() / 1e6
+                    ));
+                }
+                o.split = Some([a, b, c]);
+            }
+            "shuffle" => {
+                o.shuffle = Some(match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(format!(
+                            "csv option shuffle={v}: expected true, false, 1 or 0"
+                        ));
+                    }
+                })
+            }
+            "label" | "columns" | "group" | "normal" => {
+                return Err(format!("csv option {k}= is empty"));
+            }
             _ => {
                 return Err(format!(
-                    "unknown csv option '{k}' (known: window, hop, label, columns, rate)"
+                    "unknown csv option '{k}' (known: window, hop, label, columns, rate, normal, group, split, shuffle)"
                 ));
             }
         }
@@ -226,6 +283,7 @@ mod tests {
                     label: Some("is_anomaly".into()),
                     columns: Some(vec!["a".into(), "b".into(), "3".into()]),
                     sample_rate_hz: Some(64.0),
+                    ..CsvOptions::default()
                 }
             }
         );
@@ -242,6 +300,12 @@ mod tests {
             "csv:a.csv",
             "csv:/odd?name.csv?",
             "csv:/odd?name.csv?window=3",
+            "csv:a.csv?window=3&group=subject",
+            "csv:a.csv?window=3&group=0",
+            "csv:a.csv?normal=0",
+            "csv:a.csv?window=3&label=activity&normal=Standing,Sitting&group=subject",
+            "csv:a.csv?split=0.8,0.1,0.1&shuffle=true",
+            "csv:a.csv?split=0.6,0.2,0.2&shuffle=false",
         ] {
             let p = parse_data_spec(s).unwrap();
             assert_eq!(p.to_string(), s);
@@ -251,6 +315,42 @@ mod tests {
             DataSpec::Csv { path, .. } => assert_eq!(path, PathBuf::from("/odd?name.csv")),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn split_and_shuffle_parse_and_round_trip() {
+        let csv = |s: &str| match parse_data_spec(s).unwrap() {
+            DataSpec::Csv { options, .. } => options,
+            _ => unreachable!(),
+        };
+        let o = csv("csv:x?split=0.7,0.15,0.15&shuffle=1");
+        assert_eq!((o.split, o.shuffle), (Some([0.7, 0.15, 0.15]), Some(true)));
+        assert_eq!(csv("csv:x?shuffle=0").shuffle, Some(false));
+        assert_eq!(csv("csv:x?shuffle=true").shuffle, Some(true));
+        // Within 1e-6 of 1 is enough; spaces around the numbers are fine.
+        assert_eq!(
+            csv("csv:x?split=1, 0, 0.0000005").split,
+            Some([1.0, 0.0, 0.0000005])
+        );
+        // Any fractions come back bit for bit.
+        let third = 1.0 / 3.0;
+        let o = CsvOptions {
+            split: Some([third, third, 1.0 - 2.0 * third]),
+            shuffle: Some(false),
+            window: Some(4),
+            ..CsvOptions::default()
+        };
+        let spec = DataSpec::Csv {
+            path: "d.csv".into(),
+            options: o.clone(),
+        };
+        let text = spec.to_string();
+        assert!(text.ends_with("&shuffle=false"), "{text}");
+        assert_eq!(parse_data_spec(&text).unwrap(), spec);
+        assert_eq!(
+            csv(&text).split.unwrap().map(f64::to_bits),
+            o.split.unwrap().map(f64::to_bits)
+        );
     }
 
     #[test]
@@ -272,5 +372,30 @@ mod tests {
         assert!(err("csv:x?size=3").contains("unknown csv option 'size'"));
         assert!(err("csv:x?window=3&window=4").contains("given twice"));
         assert!(err("csv:x?label=").contains("label= is empty"));
+        assert!(err("csv:x?window=2&group=").contains("group= is empty"));
+        assert!(err("csv:x?normal=").contains("normal= is empty"));
+        assert!(err("csv:x?normal=a,,b").contains("normal=a,,b: a label value is empty"));
+        for bad in [
+            "0.5,0.5",
+            "0.5,0.5,0,0",
+            "a,0.5,0.5",
+            "-0.1,0.6,0.5",
+            "nan,0,1",
+            "inf,0,0",
+            "",
+        ] {
+            let e = err(&format!("csv:x?split={bad}"));
+            assert!(
+                e.contains(&format!("split={bad}: expected three fractions")),
+                "{e}"
+            );
+        }
+        let e = err("csv:x?split=0.7,0.2,0.2");
+        assert!(
+            e.contains("split=0.7,0.2,0.2: the fractions add up to 1.1"),
+            "{e}"
+        );
+        assert!(err("csv:x?shuffle=yes").contains("shuffle=yes: expected true, false, 1 or 0"));
+        assert!(err("csv:x?shuffle=").contains("shuffle=: expected"));
     }
 }

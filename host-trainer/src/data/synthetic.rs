@@ -311,6 +311,7 @@ pub fn synthetic_splits(opts: &SyntheticOptions) -> Splits {
                 channels: 3,
                 sample_rate_hz: opts.sample_rate_hz,
             }),
+            warnings: Vec::new(),
         }
     };
     let held_out_hop = opts.window_len;

@@ -9,13 +9,14 @@ use rand_pcg::Pcg64Mcg;
 use serde_json::json;
 use vae_nostd::{Adagrad, Adam, Init, Objective, Sgd, init_params};
 
+use host_trainer::baselines;
 use host_trainer::bench;
 use host_trainer::checkpoint;
 use host_trainer::data::csv::load_csv;
 use host_trainer::data::idx::load_mnist_dir;
 use host_trainer::data::mat::load_frey;
 use host_trainer::data::spec::{DataSpec, parse_data_spec};
-use host_trainer::data::split::{fit_normalization, split_rows};
+use host_trainer::data::split::{fit_normalization, split_by_groups, split_rows};
 use host_trainer::data::synthetic::{SyntheticOptions, synthetic_splits};
 use host_trainer::data::{Dataset, Splits};
 use host_trainer::engine::{Engine, Opt, derive_seed};
@@ -66,8 +67,43 @@ fn threads_or_all(t: Option<usize>) -> usize {
     .max(1)
 }
 
+/// The default split of a CSV file: train, validation and test fractions.
+const CSV_SPLIT: [f64; 3] = [0.7, 0.15, 0.15];
+/// The default split of a CSV training file when `--valid-data` names the validation data.
+const CSV_SPLIT_WITH_VALID: [f64; 3] = [1.0, 0.0, 0.0];
+
+/// Splits a CSV dataset by its options (`split=`, `shuffle=`; see the module docs of
+/// `data::csv`): contiguous blocks in file order by default, whole groups in a seeded order
+/// when the file has a `group=` column (or `shuffle=true`), single windows in a seeded order
+/// with `shuffle=true` and no groups.
+fn split_csv(
+    ds: &Dataset,
+    split: Option<[f64; 3]>,
+    shuffle: Option<bool>,
+    default: [f64; 3],
+    seed: u64,
+) -> Splits {
+    let [_, valid, test] = split.unwrap_or(default);
+    match (&ds.groups, shuffle) {
+        (Some(g), None | Some(true)) => split_by_groups(ds, g, valid, test, seed),
+        (_, s) => split_rows(ds, valid, test, seed, s.unwrap_or(false)),
+    }
+}
+
+/// The whole of the data a specification names, as one set to score or evaluate: every window
+/// of a CSV file; the test split of the built-in and image data, which have fixed splits.
+pub fn load_whole(spec: &str, seed: u64) -> Result<Dataset> {
+    let parsed = parse_data_spec(spec).with_context(|| format!("--data {spec}"))?;
+    match parsed {
+        DataSpec::Csv { path, options } => Ok(load_csv(&path, &options)?),
+        _ => Ok(load_splits(spec, seed, false)?.test),
+    }
+}
+
 /// Loads the train/valid/test splits a data specification names, reproducibly from `seed`.
-pub fn load_splits(spec: &str, seed: u64) -> Result<Splits> {
+/// `separate_valid`: validation data comes from elsewhere (`--valid-data`), so a CSV file is
+/// all training data unless its `split=` says otherwise.
+pub fn load_splits(spec: &str, seed: u64, separate_valid: bool) -> Result<Splits> {
     // `mnist:DIR?valid=N`: how many training images validate (the rest of the spec grammar
     // is the data module's).
     let (spec_core, mnist_valid) = match spec
@@ -114,9 +150,17 @@ pub fn load_splits(spec: &str, seed: u64) -> Result<Splits> {
             }
         }
         DataSpec::Frey { path } => split_rows(&load_frey(&path)?, 0.1, 0.1, seed, true),
-        DataSpec::Csv { path, options } => {
-            split_rows(&load_csv(&path, &options)?, 0.15, 0.15, seed, false)
-        }
+        DataSpec::Csv { path, options } => split_csv(
+            &load_csv(&path, &options)?,
+            options.split,
+            options.shuffle,
+            if separate_valid {
+                CSV_SPLIT_WITH_VALID
+            } else {
+                CSV_SPLIT
+            },
+            seed,
+        ),
     })
 }
 
@@ -301,9 +345,56 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 pub fn train(a: &TrainArgs) -> Result<Trained> {
     check_args(a)?;
     let data_spec = a.data.data.clone().unwrap_or_else(|| "synthetic".into());
-    let mut splits = load_splits(&data_spec, a.seed)?;
+    let mut splits = load_splits(&data_spec, a.seed, a.valid_data.is_some())?;
+    for w in &splits.train.warnings {
+        eprintln!("warning: --data {data_spec}: {w}");
+    }
+    if let Some(v) = &a.valid_data {
+        let valid = load_whole(v, a.seed)?;
+        for w in &valid.warnings {
+            eprintln!("warning: --valid-data {v}: {w}");
+        }
+        if valid.dim != splits.train.dim
+            || valid.window.map(|w| (w.len, w.channels))
+                != splits.train.window.map(|w| (w.len, w.channels))
+        {
+            bail!(
+                "--valid-data {v}: rows of {} values{} do not match the training data's {}{}; use the same window= and columns",
+                valid.dim,
+                valid.window.map_or(String::new(), |w| format!(
+                    " ({} steps × {} channels)",
+                    w.len, w.channels
+                )),
+                splits.train.dim,
+                splits.train.window.map_or(String::new(), |w| format!(
+                    " ({} steps × {} channels)",
+                    w.len, w.channels
+                )),
+            );
+        }
+        if !splits.valid.is_empty() {
+            eprintln!(
+                "note: --valid-data replaces the {} validation windows split from --data (split=)",
+                splits.valid.len()
+            );
+        }
+        splits.valid = valid;
+    }
+    // One-class training: with labels that say which rows are normal (a CSV label column),
+    // the model learns normal rows only; the anomalies stay for evaluation.
+    if matches!(parse_data_spec(&data_spec), Ok(DataSpec::Csv { .. })) {
+        let all = splits.train.len();
+        splits.train = normal_rows(&splits.train);
+        if splits.train.len() < all {
+            eprintln!(
+                "note: training on the {} normal windows of the training split ({} labelled anomalous left out)",
+                splits.train.len(),
+                all - splits.train.len()
+            );
+        }
+    }
     if splits.train.is_empty() {
-        bail!("--data {data_spec}: the training split is empty");
+        bail!("--data {data_spec}: the training split is empty (or holds no normal windows)");
     }
     let df = defaults(&splits.train);
     let hidden = a.hidden.clone().unwrap_or(df.hidden);
@@ -381,6 +472,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     let ckpt_path = a.out.join("checkpoint.safetensors");
     let run_info = json!({
         "data": data_spec,
+        "valid_data": a.valid_data,
         "data_hash": data_hash,
         "train_rows": splits.train.len(),
         "optimizer": format!("{optimizer:?}").to_lowercase(),
@@ -726,34 +818,84 @@ fn engine_of(ck: &Checkpoint, threads: usize) -> Result<Engine> {
     )?)
 }
 
-/// The data a checkpoint was trained on (or `--data`), split and normalized as in training.
+/// The data a checkpoint was trained on, split as in training, or with `--data` other data;
+/// normalized by the checkpoint.
+///
+/// With `--data` naming a CSV file and no `--split`, the test split is **every window of that
+/// file** and train/validation are the checkpoint's own (for calibration and the baselines;
+/// empty, with a note, if its training files cannot be read any more). With `--split`, the
+/// file is split as training data would be and that split is used.
 fn data_for(
     ck: &Checkpoint,
     data: &Option<String>,
+    split_given: bool,
     seed_default: u64,
 ) -> Result<(Splits, Binarize)> {
-    let spec = match data {
-        Some(d) => d.clone(),
-        None => ck
-            .info
-            .get("data")
-            .and_then(|v| v.as_str())
-            .map(String::from)
-            .context("the checkpoint does not say which data it was trained on; pass --data")?,
-    };
+    let own = ck
+        .info
+        .get("data")
+        .and_then(|v| v.as_str())
+        .map(String::from);
+    let own_valid = ck
+        .info
+        .get("valid_data")
+        .and_then(|v| v.as_str())
+        .map(String::from);
     let seed = ck
         .info
         .get("train")
         .and_then(|t| t.get("seed"))
         .and_then(|s| s.as_u64())
         .unwrap_or(seed_default);
-    let mut splits = load_splits(&spec, seed)?;
-    if splits.train.dim != ck.spec.input {
-        bail!(
-            "--data {spec}: rows have {} values but the model expects {}",
-            splits.train.dim,
-            ck.spec.input
-        );
+    let load_own = |spec: &str| -> Result<Splits> {
+        let mut splits = load_splits(spec, seed, own_valid.is_some())?;
+        if let Some(v) = &own_valid {
+            splits.valid = load_whole(v, seed)?;
+        }
+        Ok(splits)
+    };
+    let whole_file =
+        |d: &str| !split_given && matches!(parse_data_spec(d), Ok(DataSpec::Csv { .. }));
+    let (mut splits, spec) = match (data, &own) {
+        (Some(d), _) if whole_file(d) => {
+            let test = load_whole(d, seed)?;
+            for w in &test.warnings {
+                eprintln!("warning: --data {d}: {w}");
+            }
+            let mut splits = match own.as_deref().map(load_own) {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    eprintln!(
+                        "note: the checkpoint's training data cannot be loaded ({e:#}); no calibration or baselines from it"
+                    );
+                    Splits::default()
+                }
+                None => Splits::default(),
+            };
+            splits.test = test;
+            (splits, d.clone())
+        }
+        (Some(d), _) => (load_splits(d, seed, false)?, d.clone()),
+        (None, Some(o)) => (load_own(o)?, o.clone()),
+        (None, None) => {
+            bail!("the checkpoint does not say which data it was trained on; pass --data")
+        }
+    };
+    for ds in [&splits.train, &splits.valid, &splits.test] {
+        if !ds.is_empty() && ds.dim != ck.spec.input {
+            bail!(
+                "--data {spec}: rows have {} values but the model expects {}",
+                ds.dim,
+                ck.spec.input
+            );
+        }
+    }
+    // The model was trained on normal windows only (CSV labels): so are the baselines.
+    if own
+        .as_deref()
+        .is_some_and(|o| matches!(parse_data_spec(o), Ok(DataSpec::Csv { .. })))
+    {
+        splits.train = normal_rows(&splits.train);
     }
     for ds in [&mut splits.train, &mut splits.valid, &mut splits.test] {
         ck.norm.apply(&mut ds.x);
@@ -875,13 +1017,13 @@ fn evaluate(
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let ck = load_ckpt(&a.ckpt)?;
     let engine = engine_of(&ck, threads_or_all(a.threads))?;
-    let (splits, binarize) = data_for(&ck, &a.data.data, a.seed)?;
+    let (splits, binarize) = data_for(&ck, &a.data.data, a.split.is_some(), a.seed)?;
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
     let r = evaluate(
         &engine,
-        pick(&splits, a.split),
+        pick(&splits, a.split.unwrap_or(SplitArg::Test)),
         binarize,
         a.samples,
         a.iw_samples,
@@ -984,7 +1126,7 @@ fn image_shape(ck: &Checkpoint) -> (usize, usize) {
 pub fn reconstruct(a: &ReconstructArgs) -> Result<()> {
     let ck = load_ckpt(&a.ckpt)?;
     let engine = engine_of(&ck, threads_or_all(None))?;
-    let (splits, binarize) = data_for(&ck, &a.data.data, 1)?;
+    let (splits, binarize) = data_for(&ck, &a.data.data, false, 1)?;
     let png = draw_reconstructions(&engine, &ck, &splits.test, binarize, a.n, &a.png)?;
     println!("{}", png.display());
     Ok(())
@@ -1289,7 +1431,7 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
         bail!("--samples must be at least 1");
     }
     let engine = engine_of(&ck, threads_or_all(a.threads))?;
-    let (splits, binarize) = data_for(&ck, &a.data.data, a.seed)?;
+    let (splits, binarize) = data_for(&ck, &a.data.data, a.split.is_some(), a.seed)?;
     if a.calibrate {
         let c = calibrate(
             &engine,
@@ -1303,16 +1445,23 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
         ck.calibration = Some(c);
     }
     // The CSV first: a bad --csv must not leave a re-calibrated checkpoint behind.
+    let scored = pick(&splits, a.split.unwrap_or(SplitArg::Test));
+    if scored.is_empty() {
+        bail!(
+            "nothing to score: the {:?} split is empty; pass --data csv:FILE to score every window of a file, or another --split",
+            a.split.unwrap_or(SplitArg::Test)
+        );
+    }
     let r = score_split(
-        &engine,
-        &ck,
-        pick(&splits, a.split),
-        binarize,
-        a.score,
-        a.samples,
-        a.seed,
-        &a.csv,
+        &engine, &ck, scored, binarize, a.score, a.samples, a.seed, &a.csv,
     )?;
+    let baselines = match (&scored.labels, splits.train.is_empty()) {
+        (Some(l), false) => {
+            let is_anom: Vec<bool> = l.iter().map(|v| *v != 0).collect();
+            baselines::compare(&splits.train, scored, Some(&ck.norm), &is_anom)
+        }
+        _ => Vec::new(),
+    };
     if a.calibrate
         && let Some(c) = ck.calibration
     {
@@ -1327,9 +1476,48 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
             a.ckpt.checkpoint.display()
         );
     }
+    let anomalous = scored
+        .labels
+        .as_ref()
+        .map(|l| l.iter().filter(|v| **v != 0).count());
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "n": r.n,
+                "anomalous": anomalous,
+                "score": a.score,
+                "auc": r.auc,
+                "baselines": baselines,
+                "threshold": r.calibration.map(|c| c.threshold),
+                "confusion": r.confusion.map(|c| json!({"tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn_})),
+                "csv": r.csv,
+            })
+        );
+        return Ok(r);
+    }
     println!("{} scores written to {}", r.n, r.csv.display());
-    if let Some(auc) = r.auc {
-        println!("ROC AUC {auc:.4}");
+    match (r.auc, anomalous) {
+        (Some(auc), _) => {
+            println!("ROC AUC {auc:.4} (VAE, {:?})", a.score);
+            for b in &baselines {
+                println!(
+                    "ROC AUC {} ({}, fitted on the same {} training windows)",
+                    b.auc.map_or("-".into(), |v| format!("{v:.4}")),
+                    b.label,
+                    splits.train.len()
+                );
+            }
+        }
+        (None, Some(0)) => println!(
+            "no ROC AUC: none of the {} scored windows is labelled anomalous",
+            r.n
+        ),
+        (None, Some(k)) if k == r.n => println!(
+            "no ROC AUC: all {} scored windows are labelled anomalous",
+            r.n
+        ),
+        (None, _) => println!("no ROC AUC: the scored data have no labels"),
     }
     if let (Some(c), Some(cal)) = (&r.confusion, &r.calibration) {
         println!(
@@ -1406,6 +1594,7 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
         data: crate::DataArgs {
             data: Some("synthetic".into()),
         },
+        valid_data: None,
         hidden: None,
         decoder_hidden: None,
         latent: None,

@@ -2,6 +2,7 @@
 //! reused by the cross-crate tests.
 #![deny(missing_docs)]
 
+pub mod baselines;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

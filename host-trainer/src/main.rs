@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Train a model (writes DIR/checkpoint.safetensors, learning curves and pictures).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Lower bound and importance-sampled log-likelihood on a split, per class when labelled.
     Eval(EvalArgs),
     /// Samples from the prior, decoded (paper Fig. 5).
@@ -57,7 +57,9 @@ enum Cmd {
 pub struct DataArgs {
     /// Data: `synthetic[:key=value,...]`, `mnist:DIR[?valid=N]` (N of the 60,000 training
     /// images validate, default 10000; 0 trains on all and validates on the test set),
-    /// `frey:FILE`, `csv:FILE[?window=64&hop=32&label=COL&rate=HZ]`.
+    /// `frey:FILE`, `csv:FILE[?window=64&hop=32&label=COL&normal=A,B&group=COL&columns=a,b&rate=HZ&split=0.7,0.15,0.15&shuffle=true]`
+    /// (text or integer labels, `normal=` the labels that are normal; `group=` a recording or
+    /// series id column: windows never span two, and splits keep each group whole).
     #[arg(long)]
     pub data: Option<String>,
 }
@@ -67,6 +69,11 @@ pub struct DataArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// Validation data from another file (same syntax as --data; every window of it is used):
+    /// early stopping and calibration run on it, and a CSV --data is then all training data
+    /// unless its split= says otherwise.
+    #[arg(long)]
+    pub valid_data: Option<String>,
     /// Encoder hidden widths, from the input inwards (one to three; e.g. `500` or `512,384,256`).
     #[arg(long, value_delimiter = ',', num_args = 1..=3)]
     pub hidden: Option<Vec<usize>>,
@@ -172,9 +179,9 @@ pub struct EvalArgs {
     pub ckpt: CkptArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Which split.
-    #[arg(long, value_enum, default_value = "test")]
-    pub split: SplitArg,
+    /// Which split (default: test; with --data csv:FILE and no --split, every window of FILE).
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
     /// Draws of z for the lower bound.
     #[arg(long, default_value_t = 1)]
     pub samples: usize,
@@ -246,9 +253,10 @@ pub struct ScoreArgs {
     pub ckpt: CkptArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Which split to score.
-    #[arg(long, value_enum, default_value = "test")]
-    pub split: SplitArg,
+    /// Which split to score (default: test; with --data csv:FILE and no --split, every window
+    /// of FILE, while calibration and the baselines use the checkpoint's own training data).
+    #[arg(long, value_enum)]
+    pub split: Option<SplitArg>,
     /// Score kind.
     #[arg(long, value_enum, default_value = "neg-elbo-mean")]
     pub score: ScoreName,
@@ -265,6 +273,10 @@ pub struct ScoreArgs {
     /// Output CSV.
     #[arg(long, default_value = "out/scores.csv")]
     pub csv: PathBuf,
+    /// Print one JSON object (count, ROC AUC, the baselines', threshold, confusion) instead of
+    /// text.
+    #[arg(long)]
+    pub json: bool,
     /// Worker threads.
     #[arg(long)]
     pub threads: Option<usize>,

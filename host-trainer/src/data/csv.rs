@@ -417,6 +417,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             label_names,
             image: None,
             window: None,
+            groups: None,
             warnings,
         });
     };
@@ -430,8 +431,9 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         .collect();
     let mut wx = Vec::new();
     let mut wl = Vec::new();
+    let mut wg: Vec<u32> = Vec::new();
     let (mut tail, mut tail_segs, mut short, mut short_segs, mut gaps) = (0, 0, 0, 0, 0);
-    for &(s, e) in &segments {
+    for (seg, &(s, e)) in segments.iter().enumerate() {
         let n_len = e - s;
         if n_len < len {
             short += n_len;
@@ -442,6 +444,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         for w in 0..n {
             let a = s + w * hop;
             wx.extend_from_slice(&x[a * c..(a + len) * c]);
+            wg.push(seg as u32);
             if let Some(l) = &labels {
                 let first_anomaly = l[a..a + len].iter().copied().find(|&k| k != 0);
                 wl.push(first_anomaly.unwrap_or(0));
@@ -538,6 +541,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             channels: c,
             sample_rate_hz,
         }),
+        groups: group.map(|_| wg),
         warnings,
     })
 }

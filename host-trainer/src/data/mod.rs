@@ -33,6 +33,9 @@ pub struct Dataset {
     pub image: Option<(usize, usize)>,
     /// Window geometry when each row is a window of a multichannel time series.
     pub window: Option<Window>,
+    /// The segment (recording, subject, series: a CSV `group=` run) each row's window was
+    /// cut from, when the file says; splits keep a segment's windows together.
+    pub groups: Option<Vec<u32>>,
     /// Things the loader did that the user should hear about (time steps left out of every
     /// window, a sample rate it had to assume, ...), one sentence each; usually empty.
     pub warnings: Vec<String>,
@@ -88,6 +91,10 @@ impl Dataset {
                 .labels
                 .as_ref()
                 .map(|l| idx.iter().map(|&i| l[i]).collect()),
+            groups: self
+                .groups
+                .as_ref()
+                .map(|g| idx.iter().map(|&i| g[i]).collect()),
             ..self.clone_meta()
         }
     }
@@ -101,6 +108,7 @@ impl Dataset {
             label_names: self.label_names.clone(),
             image: self.image,
             window: self.window,
+            groups: None,
             warnings: self.warnings.clone(),
         }
     }

@@ -63,6 +63,65 @@ pub fn split_rows(
     }
 }
 
+/// Split the rows of `ds` into train, validation and test parts by whole groups (`groups[i]`
+/// is row i's group: a recording, a subject, a series), reproducibly: the distinct groups are
+/// permuted by the same seeded Fisher–Yates shuffle as [`split_rows`], then cut like a
+/// contiguous split of that group order — a group whose first row would fall in the first
+/// `round(n · (1 − valid − test))` rows goes to train, then validation up to its share, the
+/// rest to test. No group is in two parts, so overlapping windows of one recording never leak
+/// from training into held-out data. Within a part rows keep their file order.
+///
+/// # Panics
+/// If `groups.len()` is not the number of rows.
+pub fn split_by_groups(
+    ds: &Dataset,
+    groups: &[u32],
+    valid_frac: f64,
+    test_frac: f64,
+    seed: u64,
+) -> Splits {
+    let n = ds.len();
+    assert_eq!(groups.len(), n, "one group per row");
+    let count = |f: f64| {
+        let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+        ((n as f64) * f).round() as usize
+    };
+    let n_test = count(test_frac).min(n);
+    let n_valid = count(valid_frac).min(n - n_test);
+    let n_train = n - n_test - n_valid;
+    let mut ids: Vec<u32> = groups.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    for i in (1..ids.len()).rev() {
+        let j = below(&mut rng, i as u64 + 1) as usize;
+        ids.swap(i, j);
+    }
+    let mut size = std::collections::HashMap::new();
+    for &g in groups {
+        *size.entry(g).or_insert(0usize) += 1;
+    }
+    let mut part = std::collections::HashMap::new();
+    let mut before = 0usize;
+    for g in ids {
+        let p = if before < n_train {
+            0u8
+        } else if before < n_train + n_valid {
+            1
+        } else {
+            2
+        };
+        part.insert(g, p);
+        before += size[&g];
+    }
+    let pick = |want: u8| -> Vec<usize> { (0..n).filter(|&i| part[&groups[i]] == want).collect() };
+    Splits {
+        train: ds.subset(&pick(0)),
+        valid: ds.subset(&pick(1)),
+        test: ds.subset(&pick(2)),
+    }
+}
+
 /// A uniform draw from `0..bound` (`bound ≥ 1`) by Lemire's multiply-and-reject method.
 fn below<R: RngCore>(rng: &mut R, bound: u64) -> u64 {
     let threshold = bound.wrapping_neg() % bound;
@@ -252,5 +311,31 @@ mod tests {
             let v = z.iter().map(|e| (e - m) * (e - m)).sum::<f64>() / z.len() as f64;
             assert!(m.abs() < 1e-3 && (v - 1.0).abs() < 1e-3, "{m} {v}");
         }
+    }
+
+    #[test]
+    fn group_splits_keep_groups_whole_and_are_seeded() {
+        let ds = rows(60, 2);
+        // 12 groups of 5 consecutive rows.
+        let groups: Vec<u32> = (0..60).map(|i| i / 5).collect();
+        let s = split_by_groups(&ds, &groups, 0.2, 0.2, 7);
+        let ids = |part: &Dataset| -> Vec<u32> {
+            let mut v: Vec<u32> = (0..part.len())
+                .map(|i| groups[(part.row(i)[0] as usize) / 2])
+                .collect();
+            v.dedup();
+            v
+        };
+        let (a, b, c) = (ids(&s.train), ids(&s.valid), ids(&s.test));
+        assert_eq!(s.train.len() + s.valid.len() + s.test.len(), 60);
+        assert_eq!((s.train.len(), s.valid.len(), s.test.len()), (40, 10, 10));
+        for g in &a {
+            assert!(!b.contains(g) && !c.contains(g));
+        }
+        for g in &b {
+            assert!(!c.contains(g));
+        }
+        assert_eq!(split_by_groups(&ds, &groups, 0.2, 0.2, 7), s);
+        assert_ne!(split_by_groups(&ds, &groups, 0.2, 0.2, 8), s);
     }
 }

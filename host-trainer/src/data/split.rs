@@ -27,13 +27,7 @@ pub fn split_rows(
     shuffle: bool,
 ) -> Splits {
     let n = ds.len();
-    let count = |f: f64| {
-        let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
-        ((n as f64) * f).round() as usize
-    };
-    let n_test = count(test_frac).min(n);
-    let n_valid = count(valid_frac).min(n - n_test);
-    let n_train = n - n_test - n_valid;
+    let (n_train, n_valid, _) = part_sizes(n, valid_frac, test_frac);
     let mut idx: Vec<usize> = (0..n).collect();
     if shuffle {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
@@ -82,13 +76,7 @@ pub fn split_by_groups(
 ) -> Splits {
     let n = ds.len();
     assert_eq!(groups.len(), n, "one group per row");
-    let count = |f: f64| {
-        let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
-        ((n as f64) * f).round() as usize
-    };
-    let n_test = count(test_frac).min(n);
-    let n_valid = count(valid_frac).min(n - n_test);
-    let n_train = n - n_test - n_valid;
+    let (n_train, n_valid, _) = part_sizes(n, valid_frac, test_frac);
     let mut ids: Vec<u32> = groups.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -120,6 +108,19 @@ pub fn split_by_groups(
         valid: ds.subset(&pick(1)),
         test: ds.subset(&pick(2)),
     }
+}
+
+/// Rows of the train, validation and test parts of `n` rows: `round(n · test)` test rows, then
+/// `round(n · valid)` validation rows (cut to what is left), the rest training rows.
+/// Fractions are clamped to [0, 1]; NaN counts as 0.
+fn part_sizes(n: usize, valid_frac: f64, test_frac: f64) -> (usize, usize, usize) {
+    let count = |f: f64| {
+        let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+        ((n as f64) * f).round() as usize
+    };
+    let n_test = count(test_frac).min(n);
+    let n_valid = count(valid_frac).min(n - n_test);
+    (n - n_test - n_valid, n_valid, n_test)
 }
 
 /// A uniform draw from `0..bound` (`bound ≥ 1`) by Lemire's multiply-and-reject method.

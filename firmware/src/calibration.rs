@@ -177,36 +177,9 @@ impl<'b> Calibrator<'b> {
     }
 }
 
-/// Confidence of [`allowed_false_alarms`].
-pub const FALSE_ALARM_CONFIDENCE: f64 = 0.999;
-
-/// The end-to-end rule for false alarms on fresh normal windows (see the module docs): the
-/// [`FALSE_ALARM_CONFIDENCE`] quantile of Beta-Binomial(`normal`, k, N + 1 − k), the count of
-/// `normal` fresh windows above the k-th largest of N exchangeable calibration scores.
-/// (Computed in f64 by the ratio of successive probabilities; used by the QEMU program and
-/// the tests, not by the micro:bit's.)
-pub fn allowed_false_alarms(k: usize, n: u32, normal: u32) -> u32 {
-    let (a, b, m) = (
-        k as f64,
-        (n as f64 + 1.0 - k as f64).max(1.0),
-        normal as f64,
-    );
-    // P(0) = B(a, M + b) / B(a, b) = Π_{i<M} (b + i) / (a + b + i).
-    let mut p = 1.0;
-    for i in 0..normal {
-        p *= (b + i as f64) / (a + b + i as f64);
-    }
-    let mut cdf = p;
-    let mut f = 0u32;
-    while cdf < FALSE_ALARM_CONFIDENCE && f < normal {
-        let ff = f as f64;
-        // P(f + 1) / P(f) = (M − f)(f + a) / ((f + 1)(M − f − 1 + b)).
-        p *= (m - ff) * (ff + a) / ((ff + 1.0) * (m - ff - 1.0 + b));
-        cdf += p;
-        f += 1;
-    }
-    f
-}
+/// The end-to-end rule for false alarms on fresh normal windows (see the module docs), from
+/// the core, where the host trainer uses it too.
+pub use vae_nostd::calibration::{FALSE_ALARM_CONFIDENCE, allowed_false_alarms};
 
 #[cfg(test)]
 mod tests {
@@ -283,40 +256,6 @@ mod tests {
         assert_eq!(
             Calibrator::new(1_700, 0.01, &mut t),
             Err(CalibrationError::TooManyAllowed { k: 17 })
-        );
-    }
-
-    #[test]
-    fn the_allowance_is_the_beta_binomial_quantile() {
-        // Beta-Binomial(M, 1, 1) is uniform on 0..=M: its 99.9 % quantile is ⌈0.999·(M + 1)⌉ − 1.
-        assert_eq!(allowed_false_alarms(1, 1, 999), 998);
-        // Against a Monte Carlo estimate: draw p ~ Beta(k, N + 1 − k) as the k-th largest of N
-        // uniforms, then the count of M uniforms above 1 − p.
-        let (k, n, m) = (2usize, 200u32, 283u32);
-        let q = allowed_false_alarms(k, n, m);
-        let mut x: u64 = 99;
-        let mut u = || {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let trials = 20_000;
-        let (mut above_q, mut above_q_minus_1) = (0, 0);
-        for _ in 0..trials {
-            let mut v: std::vec::Vec<f64> = (0..n).map(|_| u()).collect();
-            v.sort_by(|a, b| b.total_cmp(a));
-            let t = v[k - 1];
-            let c = (0..m).filter(|_| u() > t).count() as u32;
-            above_q += u32::from(c > q);
-            above_q_minus_1 += u32::from(c > q - 1);
-        }
-        // P(count > q) ≤ 0.1 % < P(count > q − 1), with Monte Carlo slack.
-        assert!(above_q <= 40, "{above_q} of {trials} above {q}");
-        assert!(
-            above_q_minus_1 >= 10,
-            "{above_q_minus_1} of {trials} above {}",
-            q - 1
         );
     }
 }

@@ -1810,6 +1810,20 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
         c.recall(),
         c.false_alarm_rate()
     );
+    // The conformal rule's allowance for this many fresh normal windows (99.9 % quantile).
+    let n_cal = cal.calibration_windows as u32;
+    let k = vae_nostd::calibration::conformal_rank(cal.false_alarm_rate as f32, n_cal).max(1);
+    let allowed = vae_nostd::calibration::allowed_false_alarms(k, n_cal, (c.fp + c.tn) as u32);
+    println!(
+        "           {} false alarms of {} normal test windows: {} the conformal rule's 99.9 % bound of {allowed} (k = {k}, N = {n_cal})",
+        c.fp,
+        c.fp + c.tn,
+        if c.fp as u32 <= allowed {
+            "within"
+        } else {
+            "ABOVE"
+        }
+    );
     for (name, hit, tot) in &sr.per_kind {
         println!("           {name:<10} {hit}/{tot} windows flagged");
     }

@@ -320,3 +320,28 @@ fn calibration_on_too_few_windows_warns() {
     let (_, err) = ok(dir, &[&c[..], &["--false-alarm-rate", "0.1"]].concat());
     assert!(!err.contains("cannot certify"), "{err}");
 }
+
+#[test]
+fn default_job_summary_has_baselines_and_false_alarms_within_the_conformal_bound() {
+    let tmp = TempDir::new().unwrap();
+    let (out, _) = ok(tmp.path(), &["--out", "job", "--threads", "2"]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("normal test windows:"))
+        .unwrap_or_else(|| panic!("no false-alarm line in:\n{out}"));
+    // "16 false alarms of 892 normal test windows: within the conformal rule's 99.9 % bound of 25 ..."
+    let fp: u32 = line.split_whitespace().next().unwrap().parse().unwrap();
+    let bound: u32 = line
+        .split("bound of ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(line.contains("within"), "{line}");
+    assert!(fp <= bound, "{line}");
+    assert!(
+        out.contains("baseline   ROC AUC") && out.contains("PCA reconstruction"),
+        "{out}"
+    );
+    assert!(tmp.path().join("job/model.vaem").exists());
+}

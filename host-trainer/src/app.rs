@@ -709,7 +709,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     );
     match (finish.early_stop, tc.early_stop) {
         (Some(es), Some(cfg)) => eprintln!(
-            "early stopping: the model is step {}'s (validation bound {:.3}, the best of the checks every {} steps); {}",
+            "early stopping: the model is step {}'s (median validation bound {:.3}, the best of the checks every {} steps); {}",
             es.best_step,
             es.best_bound,
             cfg.check_every,

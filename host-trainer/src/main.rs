@@ -125,8 +125,8 @@ pub struct TrainArgs {
     /// optimization; 0 otherwise).
     #[arg(long)]
     pub min_steps: Option<u64>,
-    /// Early stopping: stop after this many checks of the validation bound without a better
-    /// one and keep the best parameters as the model (default: 20 for sensor windows and
+    /// Early stopping: stop after this many checks of the validation bound (the median over
+    /// the validation windows) without a better one and keep the best parameters as the model (default: 20 for sensor windows and
     /// tables; 0, off, for images, where the paper trains to the budget).
     #[arg(long)]
     pub patience: Option<u32>,

@@ -204,7 +204,7 @@ pub struct TrainState {
 pub struct EarlyStopState {
     /// Step of the best validation bound so far (the checkpoint's parameters).
     pub best_step: u64,
-    /// The best validation bound so far (nats per window; higher is better).
+    /// The best median validation bound so far (nats per window; higher is better).
     pub best_bound: f64,
     /// Validation checks since the best one.
     pub checks_since_best: u32,

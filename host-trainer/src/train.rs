@@ -49,7 +49,11 @@ pub enum Budget {
 
 /// Early stopping on the validation bound: check it every `check_every` steps, keep the
 /// parameters of the best check as the model, and stop after `patience` checks without a
-/// better one (never before `min_steps`).
+/// better one (never before `min_steps`). The check is the **median** of the per-window
+/// bounds, not their mean: a Gaussian decoder that overfits a few windows' variances gives
+/// those windows bounds of −10⁶ and worse, which would drive the mean (and the stop) while
+/// the typical window still improves. On the real-recordings benchmark the median lifted
+/// InternalBleeding from 0.799 to 0.850 ROC AUC and MIT-BIH from 0.679 to 0.693.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EarlyStop {
     /// Steps between checks of the validation bound.
@@ -316,14 +320,21 @@ pub fn run(
             });
             Ok(())
         };
-    // Early stopping: the validation bound with the same ε at every check (common random
-    // numbers), so that checks differ by the parameters, not by the draw.
+    // Early stopping: the median validation bound with the same ε at every check (common
+    // random numbers), so that checks differ by the parameters, not by the draw.
     let early = cfg.early_stop.filter(|_| valid_rows > 0);
     let check_seed = derive_seed(cfg.seed, &[TAG_EARLY]);
     let check = |engine: &Engine| -> Result<f64, CoreError> {
-        Ok(engine
-            .evaluate(&valid_eval, valid_rows, eval_obj, check_seed, None)?
-            .objective)
+        let mut per = vec![0f32; valid_rows];
+        engine.evaluate(
+            &valid_eval,
+            valid_rows,
+            eval_obj,
+            check_seed,
+            Some(&mut per),
+        )?;
+        per.sort_unstable_by(f32::total_cmp);
+        Ok(per[valid_rows / 2] as f64)
     };
     let mut p = start;
     if curve.is_empty() {

@@ -83,6 +83,30 @@ fn split_csv(
     default: [f64; 3],
     seed: u64,
 ) -> Splits {
+    let s = split_csv_parts(ds, split, shuffle, default, seed);
+    let kept = s.train.len() + s.valid.len() + s.test.len();
+    if kept < ds.len() {
+        let w = ds.window.map_or((0, 0), |w| (w.len, w.hop));
+        eprintln!(
+            "note: {}: {} of {} windows left out at the borders between train, validation and test \
+             (they overlap the next part: window={} with hop={}), so no time step is in two parts",
+            ds.source,
+            ds.len() - kept,
+            ds.len(),
+            w.0,
+            w.1
+        );
+    }
+    s
+}
+
+fn split_csv_parts(
+    ds: &Dataset,
+    split: Option<[f64; 3]>,
+    shuffle: Option<bool>,
+    default: [f64; 3],
+    seed: u64,
+) -> Splits {
     let [_, valid, test] = split.unwrap_or(default);
     if let (Some(g), None | Some(true)) = (&ds.groups, shuffle) {
         let s = split_by_groups(ds, g, valid, test, seed);
@@ -632,8 +656,9 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     let t0 = Instant::now();
     let steps_before = start.step;
     let show = !a.quiet;
+    let total = train::total_steps(&tc, splits.train.len());
     eprintln!(
-        "training {}-{:?}-{} {:?} {:?} on {} ({} rows), batch {batch}, {:?}, {} threads",
+        "training {}-{:?}-{} {:?} {:?} on {} ({} rows, {} validation), batch {batch}, {total} steps ({:?}{}), {} threads",
         spec.input,
         spec.encoder_hidden,
         spec.latent,
@@ -641,9 +666,42 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         spec.likelihood,
         data_spec,
         splits.train.len(),
+        splits.valid.len(),
         budget,
+        if min_steps > 0 {
+            format!(", at least {min_steps}")
+        } else {
+            String::new()
+        },
         threads
     );
+    if kind_of(&splits.train) != Kind::Image {
+        let chosen: Vec<String> = [
+            a.hidden.is_none().then(|| format!("hidden {:?}", spec.encoder_hidden)),
+            a.latent.is_none().then(|| {
+                format!(
+                    "latent {} (a tenth of the {} training rows, between 2 and 8)",
+                    spec.latent,
+                    splits.train.len()
+                )
+            }),
+            a.lr.is_none().then(|| format!("{optimizer:?} lr {lr}")),
+            (a.min_steps.is_none() && min_steps > 0)
+                .then(|| format!("at least {min_steps} steps (tens of windows still get a real optimization)")),
+            a.patience.is_none().then(|| {
+                "early stopping with patience 20 on the median validation bound, keeping the best step".to_string()
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !chosen.is_empty() {
+            eprintln!(
+                "defaults for sensor windows and tables: {} (see --help; measured on scripts/bench-real)",
+                chosen.join("; ")
+            );
+        }
+    }
     // Learning curves on the validation split: only its normal rows for anomaly data (the
     // bound of anomalies is meant to fall as the model learns what is normal).
     let curve_valid = normal_rows(&splits.valid);

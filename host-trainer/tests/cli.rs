@@ -123,10 +123,13 @@ fn refused(dir: &Path, args: &[&str], needles: &[&str]) -> String {
         assert!(line.contains(n), "{what}: {line:?} does not name {n:?}");
     }
     if out.status.code() != Some(2) {
-        // Besides the error, at most `train`'s opening line (once the run has started).
+        // Besides the error, at most `train`'s opening lines (once the run has started): what
+        // it trains and the defaults it chose.
         let other: Vec<&str> = stderr
             .lines()
-            .filter(|l| *l != line && !l.starts_with("training "))
+            .filter(|l| {
+                *l != line && !l.starts_with("training ") && !l.starts_with("defaults for ")
+            })
             .collect();
         assert!(other.is_empty(), "{what}: more than one line: {stderr:?}");
     }

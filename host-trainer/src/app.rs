@@ -270,7 +270,7 @@ fn defaults(ds: &Dataset) -> Defaults {
             hidden: vec![64],
             latent: (ds.len() / 10).clamp(2, 8),
             activation: ActivationName::Tanh,
-            likelihood: LikelihoodName::Gaussian,
+            likelihood: LikelihoodName::GaussianFloor,
             optimizer: OptimizerArg::Adam,
             lr: 2e-3,
             batch: if ds.len() < 2000 { 16 } else { 64 },

@@ -606,7 +606,9 @@ fn infer_spec(
         LikelihoodName::Bernoulli
     } else if matrix("decoder.mean.weight")?.is_some() {
         match hint.likelihood {
-            LikelihoodName::GaussianSigmoid => LikelihoodName::GaussianSigmoid,
+            h @ (LikelihoodName::GaussianSigmoid
+            | LikelihoodName::GaussianFloor
+            | LikelihoodName::GaussianSigmoidFloor) => h,
             _ => LikelihoodName::Gaussian,
         }
     } else {

@@ -123,8 +123,20 @@ fn likelihood_name(l: Likelihood) -> &'static str {
         Likelihood::Bernoulli => "Bernoulli decoder",
         Likelihood::Gaussian {
             sigmoid_mean: false,
+            floor: false,
         } => "Gaussian decoder",
-        Likelihood::Gaussian { sigmoid_mean: true } => "Gaussian decoder (sigmoid mean)",
+        Likelihood::Gaussian {
+            sigmoid_mean: true,
+            floor: false,
+        } => "Gaussian decoder (sigmoid mean)",
+        Likelihood::Gaussian {
+            sigmoid_mean: false,
+            floor: true,
+        } => "Gaussian decoder (σ ≥ 0.1)",
+        Likelihood::Gaussian {
+            sigmoid_mean: true,
+            floor: true,
+        } => "Gaussian decoder (sigmoid mean, σ ≥ 0.1)",
     }
 }
 
@@ -257,8 +269,11 @@ fn render(s: &ExportSummary, model_file: &str) -> String {
     };
     let likelihood = match c.likelihood {
         Likelihood::Bernoulli => "Bernoulli".to_string(),
-        Likelihood::Gaussian { sigmoid_mean } => {
-            format!("Gaussian {{ sigmoid_mean: {sigmoid_mean} }}")
+        Likelihood::Gaussian {
+            sigmoid_mean,
+            floor,
+        } => {
+            format!("Gaussian {{ sigmoid_mean: {sigmoid_mean}, floor: {floor} }}")
         }
     };
     let mut out = String::new();
@@ -491,7 +506,7 @@ mod tests {
         let bytes = std::fs::read(&model).unwrap();
         ModelFile::parse(&bytes).unwrap();
         for needle in [
-            "pub const CONFIG: vae_nostd::VaeConfig = vae_nostd::VaeConfig::new(\n    6,\n    &[5, 4],\n    2,\n    vae_nostd::Activation::Tanh,\n    vae_nostd::Likelihood::Gaussian { sigmoid_mean: false },\n)\n.with_decoder_hidden(&[3]);",
+            "pub const CONFIG: vae_nostd::VaeConfig = vae_nostd::VaeConfig::new(\n    6,\n    &[5, 4],\n    2,\n    vae_nostd::Activation::Tanh,\n    vae_nostd::Likelihood::Gaussian { sigmoid_mean: false, floor: false },\n)\n.with_decoder_hidden(&[3]);",
             &format!(
                 "pub const NUM_PARAMS: usize = {};",
                 c.spec.config().unwrap().num_params()

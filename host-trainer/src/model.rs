@@ -25,6 +25,11 @@ pub enum LikelihoodName {
     Gaussian,
     /// Gaussian whose mean is squashed by a sigmoid (the paper's Frey Face model).
     GaussianSigmoid,
+    /// Gaussian with learned variance floored at σ = 0.1 in normalized units
+    /// (`vae_nostd::likelihood::LOGVAR_FLOOR`): the sensor default.
+    GaussianFloor,
+    /// Sigmoid-mean Gaussian with the same floor.
+    GaussianSigmoidFloor,
 }
 
 /// Anomaly score, by name.
@@ -81,8 +86,20 @@ impl ModelSpec {
             LikelihoodName::Bernoulli => Likelihood::Bernoulli,
             LikelihoodName::Gaussian => Likelihood::Gaussian {
                 sigmoid_mean: false,
+                floor: false,
             },
-            LikelihoodName::GaussianSigmoid => Likelihood::Gaussian { sigmoid_mean: true },
+            LikelihoodName::GaussianSigmoid => Likelihood::Gaussian {
+                sigmoid_mean: true,
+                floor: false,
+            },
+            LikelihoodName::GaussianFloor => Likelihood::Gaussian {
+                sigmoid_mean: false,
+                floor: true,
+            },
+            LikelihoodName::GaussianSigmoidFloor => Likelihood::Gaussian {
+                sigmoid_mean: true,
+                floor: true,
+            },
         };
         if self.encoder_hidden.len() > vae_nostd::MAX_HIDDEN
             || self.decoder_hidden.len() > vae_nostd::MAX_HIDDEN
@@ -112,8 +129,20 @@ impl ModelSpec {
                 Likelihood::Bernoulli => LikelihoodName::Bernoulli,
                 Likelihood::Gaussian {
                     sigmoid_mean: false,
+                    floor: false,
                 } => LikelihoodName::Gaussian,
-                Likelihood::Gaussian { sigmoid_mean: true } => LikelihoodName::GaussianSigmoid,
+                Likelihood::Gaussian {
+                    sigmoid_mean: true,
+                    floor: false,
+                } => LikelihoodName::GaussianSigmoid,
+                Likelihood::Gaussian {
+                    sigmoid_mean: false,
+                    floor: true,
+                } => LikelihoodName::GaussianFloor,
+                Likelihood::Gaussian {
+                    sigmoid_mean: true,
+                    floor: true,
+                } => LikelihoodName::GaussianSigmoidFloor,
             },
         }
     }

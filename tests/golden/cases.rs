@@ -77,6 +77,7 @@ pub const SENSOR: VaeConfig = VaeConfig::new(
     Activation::Tanh,
     Likelihood::Gaussian {
         sigmoid_mean: false,
+        floor: false,
     },
 );
 /// Windows of the bit-exactness set.

@@ -36,6 +36,7 @@ fn blocked_minibatch_matches_portable_per_datapoint() {
             Activation::Relu,
             Likelihood::Gaussian {
                 sigmoid_mean: false,
+                floor: false,
             },
         ),
     ] {

@@ -12,6 +12,7 @@ const SENSOR: VaeConfig = VaeConfig::new(
     Activation::Tanh,
     Likelihood::Gaussian {
         sigmoid_mean: false,
+        floor: false,
     },
 );
 

@@ -34,6 +34,11 @@ pub enum Likelihood {
     Gaussian {
         /// Pass the mean through a sigmoid.
         sigmoid_mean: bool,
+        /// Floor the log-variance at [`LOGVAR_FLOOR`](crate::likelihood::LOGVAR_FLOOR)
+        /// (σ ≥ 0.1 in the units the model sees): the decoder may not claim to know a value
+        /// better than a tenth of its (normalized) spread, so a few training windows cannot
+        /// drive σ to 0 and every other window's likelihood to −10⁶.
+        floor: bool,
     },
 }
 
@@ -537,7 +542,7 @@ impl VaeConfig {
     ///
     /// ```
     /// use vae_nostd::{Activation, Likelihood, OptimizerKind, VaeConfig};
-    /// const SENSOR: VaeConfig = VaeConfig::new(192, &[32], 4, Activation::Tanh, Likelihood::Gaussian { sigmoid_mean: false });
+    /// const SENSOR: VaeConfig = VaeConfig::new(192, &[32], 4, Activation::Tanh, Likelihood::Gaussian { sigmoid_mean: false, floor: false });
     /// const MEM: vae_nostd::MemoryFigures = SENSOR.memory::<f32>(1, 1, OptimizerKind::Adam);
     /// // W1 192x32 + b1, head 32x8 + b, W3 4x32 + b, out 32x384 + b, all f32.
     /// assert_eq!(MEM.params, 4 * (192 * 32 + 32 + 32 * 8 + 8 + 4 * 32 + 32 + 32 * 384 + 384));
@@ -629,7 +634,10 @@ mod tests {
                 &[6, 5, 4],
                 2,
                 Activation::Relu,
-                Likelihood::Gaussian { sigmoid_mean: true },
+                Likelihood::Gaussian {
+                    sigmoid_mean: true,
+                    floor: false,
+                },
             )
             .with_decoder_hidden(&[3, 9]),
         ] {

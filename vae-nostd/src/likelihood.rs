@@ -33,10 +33,33 @@ fn sum_in_order<T: Real>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
     s
 }
 
+/// The log-variance floor of a Gaussian decoder with `floor` ([`Likelihood::Gaussian`]):
+/// ln 0.01, i.e. σ ≥ 0.1. The host trains sensor windows normalized to unit variance per
+/// channel, so this is a tenth of a channel's spread.
+pub const LOGVAR_FLOOR: f64 = -4.605_170_185_988_091;
+
+/// `lv` raised to the floor when there is one (`floor` = −∞ for none).
+#[inline]
+fn floored<T: Real>(lv: T, floor: T) -> T {
+    if lv < floor { floor } else { lv }
+}
+
+/// The floor as a `T` (−∞ without one).
+#[inline]
+fn floor_of<T: Real>(floor: bool) -> T {
+    if floor {
+        T::from_f64(LOGVAR_FLOOR)
+    } else {
+        T::from_f64(f64::NEG_INFINITY)
+    }
+}
+
 /// Gaussian log-likelihood of one datapoint (App. C.2). `out` holds `[D]` means (raw, or
 /// sigmoid-squashed when `sigmoid_mean`) followed by `[D]` log-variances:
-/// Σ_i −½ (ln 2π + log σ_i² + (x_i − m_i)² / σ_i²).
-pub fn gaussian_log_likelihood<T: Real>(x: &[T], out: &[T], sigmoid_mean: bool) -> T {
+/// Σ_i −½ (ln 2π + log σ_i² + (x_i − m_i)² / σ_i²), with log σ_i² = max(out, [`LOGVAR_FLOOR`])
+/// when `floor`.
+pub fn gaussian_log_likelihood<T: Real>(x: &[T], out: &[T], sigmoid_mean: bool, floor: bool) -> T {
+    let fl: T = floor_of(floor);
     let d = x.len();
     let (mean, logvar) = out.split_at(d.min(out.len()));
     let ln2pi = T::from_f64(LN_2PI);
@@ -47,7 +70,7 @@ pub fn gaussian_log_likelihood<T: Real>(x: &[T], out: &[T], sigmoid_mean: bool) 
     while i < d {
         let n = BLOCK.min(d - i);
         for (j, t) in buf[..n].iter_mut().enumerate() {
-            let (x, m, lv) = (x[i + j], mean[i + j], logvar[i + j]);
+            let (x, m, lv) = (x[i + j], mean[i + j], floored(logvar[i + j], fl));
             let m = if sigmoid_mean { m.sigmoid() } else { m };
             let r = x - m;
             *t = -T::HALF * (ln2pi + lv + r * r * (-lv).exp());
@@ -64,7 +87,10 @@ pub fn gaussian_log_likelihood<T: Real>(x: &[T], out: &[T], sigmoid_mean: bool) 
 pub fn log_likelihood<T: Real>(lik: Likelihood, x: &[T], out: &[T]) -> T {
     match lik {
         Likelihood::Bernoulli => bernoulli_log_likelihood(x, out),
-        Likelihood::Gaussian { sigmoid_mean } => gaussian_log_likelihood(x, out, sigmoid_mean),
+        Likelihood::Gaussian {
+            sigmoid_mean,
+            floor,
+        } => gaussian_log_likelihood(x, out, sigmoid_mean, floor),
     }
 }
 
@@ -72,7 +98,7 @@ pub fn log_likelihood<T: Real>(lik: Likelihood, x: &[T], out: &[T]) -> T {
 /// the loss term `−c · log p` (c is the sample's weight in the minibatch loss).
 ///
 /// Bernoulli: ∂/∂a = x − sigmoid(a). Gaussian: ∂/∂m = (x − m)/σ² (times m(1 − m) through the
-/// sigmoid), ∂/∂ log σ² = −½ + ½ (x − m)²/σ².
+/// sigmoid), ∂/∂ log σ² = −½ + ½ (x − m)²/σ² — 0 where the floor holds the log-variance up.
 pub fn log_likelihood_backward<T: Real>(lik: Likelihood, out: &mut [T], x: &[T], c: T) {
     match lik {
         Likelihood::Bernoulli => {
@@ -80,7 +106,11 @@ pub fn log_likelihood_backward<T: Real>(lik: Likelihood, out: &mut [T], x: &[T],
                 *o = c * (o.sigmoid() - *x);
             }
         }
-        Likelihood::Gaussian { sigmoid_mean } => {
+        Likelihood::Gaussian {
+            sigmoid_mean,
+            floor,
+        } => {
+            let fl: T = floor_of(floor);
             let d = x.len();
             let (mean, logvar) = out.split_at_mut(d.min(out.len()));
             for ((m, lv), x) in mean.iter_mut().zip(logvar.iter_mut()).zip(x) {
@@ -91,9 +121,14 @@ pub fn log_likelihood_backward<T: Real>(lik: Likelihood, out: &mut [T], x: &[T],
                     (*m, T::ONE)
                 };
                 let r = *x - mu;
-                let inv_var = (-*lv).exp();
+                let held = *lv < fl;
+                let inv_var = (-floored(*lv, fl)).exp();
                 *m = -c * r * inv_var * dmu_draw;
-                *lv = -c * (T::HALF * r * r * inv_var - T::HALF);
+                *lv = if held {
+                    T::ZERO
+                } else {
+                    -c * (T::HALF * r * r * inv_var - T::HALF)
+                };
             }
         }
     }
@@ -104,7 +139,7 @@ pub fn log_likelihood_backward<T: Real>(lik: Likelihood, out: &mut [T], x: &[T],
 pub fn decoder_mean<T: Real>(lik: Likelihood, mean: &mut [T], out: &[T]) {
     match lik {
         Likelihood::Bernoulli => mean.iter_mut().zip(out).for_each(|(m, a)| *m = a.sigmoid()),
-        Likelihood::Gaussian { sigmoid_mean } => mean.iter_mut().zip(out).for_each(|(m, o)| {
+        Likelihood::Gaussian { sigmoid_mean, .. } => mean.iter_mut().zip(out).for_each(|(m, o)| {
             *m = if sigmoid_mean { o.sigmoid() } else { *o };
         }),
     }
@@ -134,11 +169,53 @@ mod tests {
     fn gaussian_matches_a_hand_value() {
         // x = (0.5, −1), m = (0, 1), log σ² = (0, ln 4):
         // −½[ln 2π + 0 + 0.25] − ½[ln 2π + ln 4 + 4/4] = −ln 2π − ½ ln 4 − 0.625.
-        let ll = gaussian_log_likelihood(&[0.5f64, -1.0], &[0.0, 1.0, 0.0, 4f64.ln()], false);
+        let ll =
+            gaussian_log_likelihood(&[0.5f64, -1.0], &[0.0, 1.0, 0.0, 4f64.ln()], false, false);
         let want = -LN_2PI - 0.5 * 4f64.ln() - 0.625;
         assert!((ll - want).abs() < 1e-14, "{ll} vs {want}");
         // Sigmoid mean: raw 0 gives m = 0.5, so x = 0.5 has zero residual.
-        let ll = gaussian_log_likelihood(&[0.5f64], &[0.0, 0.0], true);
+        let ll = gaussian_log_likelihood(&[0.5f64], &[0.0, 0.0], true, false);
         assert!((ll + 0.5 * LN_2PI).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_floor_holds_the_variance_up_and_its_gradient_is_the_finite_difference() {
+        // log σ² of −9 is held at the floor: the likelihood is that of log σ² = LOGVAR_FLOOR.
+        let x = [0.3f64, -0.2];
+        let held = gaussian_log_likelihood(&x, &[0.0, 0.0, -9.0, 0.5], false, true);
+        let at = gaussian_log_likelihood(&x, &[0.0, 0.0, LOGVAR_FLOOR, 0.5], false, false);
+        assert_eq!(held, at);
+        // Without the floor it is the plain Gaussian.
+        let free = gaussian_log_likelihood(&x, &[0.0, 0.0, -9.0, 0.5], false, false);
+        assert!(free < held - 100.0, "{free} vs {held}");
+        // Gradient against 4th-order central differences in f64, some outputs held, some not,
+        // none within h of the kink; both mean kinds.
+        for sigmoid_mean in [false, true] {
+            let lik = Likelihood::Gaussian {
+                sigmoid_mean,
+                floor: true,
+            };
+            let x = [0.4f64, -0.7, 0.1, 1.2];
+            let out = [0.2f64, -0.5, 0.9, 0.0, -7.0, -2.0, -5.5, 0.3];
+            let c = 0.75;
+            let mut grad = out;
+            log_likelihood_backward(lik, &mut grad, &x, c);
+            let h = 1e-4;
+            for i in 0..out.len() {
+                let f = |d: f64| {
+                    let mut o = out;
+                    o[i] += d;
+                    -c * log_likelihood(lik, &x, &o)
+                };
+                let fd = (8.0 * (f(h) - f(-h)) - (f(2.0 * h) - f(-2.0 * h))) / (12.0 * h);
+                assert!(
+                    (grad[i] - fd).abs() <= 1e-8 * (1.0 + fd.abs()),
+                    "output {i} ({sigmoid_mean}): {} vs {fd}",
+                    grad[i]
+                );
+            }
+            // The held outputs (log σ² −7 and −5.5) get no gradient.
+            assert_eq!((grad[4], grad[6]), (0.0, 0.0));
+        }
     }
 }

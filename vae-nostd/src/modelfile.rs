@@ -27,7 +27,7 @@
 //! | 24 | 1 | u8 | encoder hidden layers, 1–3 |
 //! | 25 | 1 | u8 | decoder hidden layers, 1–3 |
 //! | 26 | 1 | u8 | activation: 0 tanh, 1 ReLU |
-//! | 27 | 1 | u8 | likelihood: 0 Bernoulli, 1 Gaussian, 2 Gaussian with sigmoid mean |
+//! | 27 | 1 | u8 | likelihood: 0 Bernoulli, 1 Gaussian, 2 Gaussian with sigmoid mean, 3 and 4 the same two with the log-variance floor (`vae_nostd::likelihood::LOGVAR_FLOOR`; readers before it refuse 3 and 4) |
 //! | 28 | 12 | 3 × u32 | encoder hidden widths, from the input inwards; unused slots 0 |
 //! | 40 | 12 | 3 × u32 | decoder hidden widths, from the latent outwards; unused slots 0 |
 //! | 52 | 4 | u32 | `P`, parameter count (checked against the dimensions) |
@@ -135,7 +135,7 @@ static CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
 ///
 /// ```
 /// use vae_nostd::{Activation, Likelihood, VaeConfig, modelfile};
-/// const CFG: VaeConfig = VaeConfig::new(192, &[32], 4, Activation::Tanh, Likelihood::Gaussian { sigmoid_mean: false });
+/// const CFG: VaeConfig = VaeConfig::new(192, &[32], 4, Activation::Tanh, Likelihood::Gaussian { sigmoid_mean: false, floor: false });
 /// static IMAGE: [u8; modelfile::file_len(&CFG)] = [0; modelfile::file_len(&CFG)];
 /// assert_eq!(IMAGE.len(), 88 + 8 * 192 + 4 * CFG.num_params() + 4);
 /// ```
@@ -685,8 +685,20 @@ impl<'a> ModelFile<'a> {
             0 => Likelihood::Bernoulli,
             1 => Likelihood::Gaussian {
                 sigmoid_mean: false,
+                floor: false,
             },
-            2 => Likelihood::Gaussian { sigmoid_mean: true },
+            2 => Likelihood::Gaussian {
+                sigmoid_mean: true,
+                floor: false,
+            },
+            3 => Likelihood::Gaussian {
+                sigmoid_mean: false,
+                floor: true,
+            },
+            4 => Likelihood::Gaussian {
+                sigmoid_mean: true,
+                floor: true,
+            },
             code => {
                 return Err(ModelFileError::BadField {
                     what: "likelihood",
@@ -919,8 +931,20 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
             Likelihood::Bernoulli => 0,
             Likelihood::Gaussian {
                 sigmoid_mean: false,
+                floor: false,
             } => 1,
-            Likelihood::Gaussian { sigmoid_mean: true } => 2,
+            Likelihood::Gaussian {
+                sigmoid_mean: true,
+                floor: false,
+            } => 2,
+            Likelihood::Gaussian {
+                sigmoid_mean: false,
+                floor: true,
+            } => 3,
+            Likelihood::Gaussian {
+                sigmoid_mean: true,
+                floor: true,
+            } => 4,
         }],
     );
     for (i, w) in cfg.encoder_hidden.widths().iter().enumerate() {
@@ -969,7 +993,10 @@ mod tests {
         &[5, 4],
         2,
         Activation::Relu,
-        Likelihood::Gaussian { sigmoid_mean: true },
+        Likelihood::Gaussian {
+            sigmoid_mean: true,
+            floor: false,
+        },
     )
     .with_decoder_hidden(&[3]);
 

@@ -223,6 +223,7 @@ fn importance_weighted_with_one_sample_is_estimator_a() {
         Activation::Relu,
         Likelihood::Gaussian {
             sigmoid_mean: false,
+            floor: false,
         },
     );
     let p = params::<f64>(&cfg, 0.5, 1);
@@ -266,7 +267,10 @@ fn scores_agree_with_their_definitions() {
         &[8],
         2,
         Activation::Tanh,
-        Likelihood::Gaussian { sigmoid_mean: true },
+        Likelihood::Gaussian {
+            sigmoid_mean: true,
+            floor: false,
+        },
     );
     let p = params::<f64>(&cfg, 0.5, 31);
     let x = data::<f64>(&cfg, 2, 32);

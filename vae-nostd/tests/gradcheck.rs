@@ -58,6 +58,7 @@ fn configs() -> [(&'static str, VaeConfig); 4] {
                 Activation::Relu,
                 Likelihood::Gaussian {
                     sigmoid_mean: false,
+                    floor: false,
                 },
             )
             .with_decoder_hidden(&[3]),
@@ -69,7 +70,10 @@ fn configs() -> [(&'static str, VaeConfig); 4] {
                 &[6, 5, 3],
                 2,
                 Activation::Tanh,
-                Likelihood::Gaussian { sigmoid_mean: true },
+                Likelihood::Gaussian {
+                    sigmoid_mean: true,
+                    floor: false,
+                },
             ),
         ),
         (

@@ -30,6 +30,7 @@ const CFG: VaeConfig = VaeConfig::new(
     Activation::Tanh,
     Likelihood::Gaussian {
         sigmoid_mean: false,
+        floor: false,
     },
 );
 const BATCH: usize = 64;

@@ -62,6 +62,7 @@ mod app {
         Activation::Tanh,
         Likelihood::Gaussian {
             sigmoid_mean: false,
+            floor: false,
         },
     );
     /// The paper's MNIST model: 784-500-20, Bernoulli decoder.

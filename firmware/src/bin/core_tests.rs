@@ -230,13 +230,13 @@ mod app {
             1e-6,
         );
         // Gaussian: −½ (ln 2π + lv + (x − m)² e^−lv).
-        let g = gaussian_log_likelihood(&[1.0f32], &[0.0, 0.0], false);
+        let g = gaussian_log_likelihood(&[1.0f32], &[0.0, 0.0], false, false);
         t.close("gaussian unit", g, -1.418_938_5, 1e-6);
-        let g = gaussian_log_likelihood(&[0.5f32, -1.0], &[0.5, 1.0, ln2, 0.0], false);
+        let g = gaussian_log_likelihood(&[0.5f32, -1.0], &[0.5, 1.0, ln2, 0.0], false, false);
         // −½(ln 2π + ln 2) − ½(ln 2π + 4).
         t.close("gaussian hand", g, -4.184_450_7, 1e-6);
         // Sigmoid mean: m = sigmoid(0) = 0.5, x = 0.5, lv = 0: −½ ln 2π.
-        let g = gaussian_log_likelihood(&[0.5f32], &[0.0, 0.0], true);
+        let g = gaussian_log_likelihood(&[0.5f32], &[0.0, 0.0], true, false);
         t.close("gaussian sigmoid mean", g, -0.918_938_5, 1e-6);
         // fastmath against f64 references rounded to f32 (computed on the host with libm).
         for (x, want) in [

@@ -44,6 +44,7 @@ mod app {
         Activation::Tanh,
         Likelihood::Gaussian {
             sigmoid_mean: false,
+            floor: false,
         },
     );
     /// D: samples per window.

@@ -24,9 +24,12 @@ pub fn data<T: Real>(cfg: &VaeConfig, n: usize, seed: u64) -> Vec<T> {
             let u = rng::uniform01(&mut r);
             T::from_f64(match cfg.likelihood {
                 Likelihood::Bernoulli => 0.05 + 0.9 * u,
-                Likelihood::Gaussian { sigmoid_mean: true } => u,
+                Likelihood::Gaussian {
+                    sigmoid_mean: true, ..
+                } => u,
                 Likelihood::Gaussian {
                     sigmoid_mean: false,
+                    ..
                 } => 3.0 * u - 1.5,
             })
         })

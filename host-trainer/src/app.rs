@@ -76,58 +76,36 @@ const CSV_SPLIT_WITH_VALID: [f64; 3] = [1.0, 0.0, 0.0];
 /// `data::csv`): contiguous blocks in file order by default, whole groups in a seeded order
 /// when the file has a `group=` column (or `shuffle=true`), single windows in a seeded order
 /// with `shuffle=true` and no groups.
-fn split_csv(
-    ds: &Dataset,
-    split: Option<[f64; 3]>,
-    shuffle: Option<bool>,
-    default: [f64; 3],
-    seed: u64,
-) -> Splits {
-    let s = split_csv_parts(ds, split, shuffle, default, seed);
+fn split_csv(ds: &Dataset, fractions: [f64; 3], shuffle: Option<bool>, seed: u64) -> Splits {
+    let [_, valid, test] = fractions;
+    let s = 'split: {
+        if let (Some(g), None | Some(true)) = (&ds.groups, shuffle) {
+            let s = split_by_groups(ds, g, valid, test, seed);
+            if !((valid > 0.0 && s.valid.is_empty()) || (test > 0.0 && s.test.is_empty())) {
+                break 'split s;
+            }
+            // Too few groups to give every part one: split in file order instead.
+            eprintln!(
+                "note: {}: too few groups ({}) to split by whole groups; splitting the windows in file order",
+                ds.source,
+                g.iter().collect::<std::collections::BTreeSet<_>>().len()
+            );
+        }
+        let shuffle_rows = shuffle.unwrap_or(false) && ds.groups.is_none();
+        split_rows(ds, valid, test, seed, shuffle_rows)
+    };
     let kept = s.train.len() + s.valid.len() + s.test.len();
     if kept < ds.len() {
-        let w = ds.window.map_or((0, 0), |w| (w.len, w.hop));
+        let (len, hop) = ds.window.map_or((0, 0), |w| (w.len, w.hop));
         eprintln!(
             "note: {}: {} of {} windows left out at the borders between train, validation and test \
-             (they overlap the next part: window={} with hop={}), so no time step is in two parts",
+             (they overlap the next part: window={len} with hop={hop}), so no time step is in two parts",
             ds.source,
             ds.len() - kept,
             ds.len(),
-            w.0,
-            w.1
         );
     }
     s
-}
-
-fn split_csv_parts(
-    ds: &Dataset,
-    split: Option<[f64; 3]>,
-    shuffle: Option<bool>,
-    default: [f64; 3],
-    seed: u64,
-) -> Splits {
-    let [_, valid, test] = split.unwrap_or(default);
-    if let (Some(g), None | Some(true)) = (&ds.groups, shuffle) {
-        let s = split_by_groups(ds, g, valid, test, seed);
-        let starved = (valid > 0.0 && s.valid.is_empty()) || (test > 0.0 && s.test.is_empty());
-        if !starved {
-            return s;
-        }
-        // Too few groups to give every part one: split in file order instead.
-        eprintln!(
-            "note: {}: too few groups ({}) to split by whole groups; splitting the windows in file order",
-            ds.source,
-            g.iter().collect::<std::collections::BTreeSet<_>>().len()
-        );
-    }
-    split_rows(
-        ds,
-        valid,
-        test,
-        seed,
-        shuffle.unwrap_or(false) && ds.groups.is_none(),
-    )
 }
 
 /// The whole of the data a specification names, as one set to score or evaluate: every window
@@ -192,13 +170,12 @@ pub fn load_splits(spec: &str, seed: u64, separate_valid: bool) -> Result<Splits
         DataSpec::Frey { path } => split_rows(&load_frey(&path)?, 0.1, 0.1, seed, true),
         DataSpec::Csv { path, options } => split_csv(
             &load_csv(&path, &options)?,
-            options.split,
-            options.shuffle,
-            if separate_valid {
+            options.split.unwrap_or(if separate_valid {
                 CSV_SPLIT_WITH_VALID
             } else {
                 CSV_SPLIT
-            },
+            }),
+            options.shuffle,
             seed,
         ),
     })

@@ -13,31 +13,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use host_trainer::checkpoint::Checkpoint;
 use tempfile::TempDir;
+
+mod common;
+use common::{run, text};
 use vae_nostd::modelfile::ModelFile;
 
-const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
 /// Small synthetic data: 4 steps of 64 windows per epoch.
 const DATA: &str = "synthetic:windows=300,valid_windows=200,test_windows=200";
 const TEST_WINDOWS: usize = 200;
 /// A small model with a 2-D latent space (so `manifold` works), trained quickly.
 const MODEL: [&str; 6] = ["--hidden", "16", "--latent", "2", "--batch", "64"];
-
-/// Runs the binary in `dir` (so default paths like `out/` land there).
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("cannot start host-trainer")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs a command that must succeed; returns its stdout.
 fn ok(dir: &Path, args: &[&str]) -> String {

@@ -6,26 +6,15 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use host_trainer::checkpoint::Checkpoint;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_host-trainer");
+mod common;
+use common::{run, text};
+
 const MODEL: [&str; 4] = ["--hidden", "16", "--latent", "2"];
 const WINDOW: usize = 16;
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("cannot start host-trainer")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn ok(dir: &Path, args: &[&str]) -> (String, String) {
     let o = run(dir, args);

@@ -3,7 +3,7 @@
 # firmware/src/bin/bench_encode.rs and runs it in QEMU mps2-an386 with `-icount shift=0`, where
 # SysTick on the core clock ticks once per 40 executed instructions, exactly and repeatably.
 # Prints instructions per first dense layer (and per MAC), per encode and per score for the
-# 192-64-8 sensor model and the 784-500-20 MNIST model, then the ELF's text/data/bss.
+# 192-128-8 sensor model and the 784-500-20 MNIST model, then the ELF's text/data/bss.
 # Reported, not tested (the on-target test only checks that the program runs).
 #
 #   bash scripts/bench-device.sh

@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--scores", default=",".join(SCORES))
     ap.add_argument("--json", help="write our results here")
+    ap.add_argument("--score-args", default="", help="extra flags for every `score` run, e.g. \"--samples 10\"")
+    ap.add_argument("--reuse", action="store_true", help="score the checkpoints already under --out instead of training")
     a = ap.parse_args()
     cases = json.load(open(a.cases))
     only = [c for c in a.only.split(",") if c]
@@ -57,14 +59,14 @@ def main():
             out = f"{a.out}/{name}/s{seed}"
             cmd = [a.bin, "train", "--data", train_spec, "--seed", str(seed), "--out", out, "--quiet"]
             cmd += a.train_args.split()
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode != 0:
+            p = subprocess.run(cmd, capture_output=True, text=True) if not a.reuse else None
+            if p is not None and p.returncode != 0:
                 print(f"{name} seed {seed}: train failed:\n{p.stderr}", file=sys.stderr)
                 sys.exit(1)
             for k in kinds:
                 cmd = [a.bin, "score", "--checkpoint", f"{out}/checkpoint.safetensors",
                        "--data", case["test_spec"], "--score", k, "--csv", f"{out}/scores-{k}.csv",
-                       "--json", "--seed", str(seed)]
+                       "--json", "--seed", str(seed)] + a.score_args.split()
                 p = subprocess.run(cmd, capture_output=True, text=True)
                 if p.returncode != 0:
                     print(f"{name} seed {seed}: score failed:\n{p.stderr}", file=sys.stderr)

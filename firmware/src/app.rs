@@ -766,7 +766,7 @@ mod tests {
 
     #[test]
     fn corrupt_or_mismatched_models_are_refused() {
-        let mut bad = Aligned(*include_bytes!("../models/default.vaem"));
+        let mut bad = Box::new(Aligned(*include_bytes!("../models/default.vaem")));
         bad.0[1000] ^= 1;
         assert!(matches!(
             Model::load(&bad.0),
@@ -782,7 +782,8 @@ mod tests {
             Err(StartupError::Model(ModelFileError::Truncated { .. }))
         ));
         // Unaligned: the same bytes one byte off.
-        let mut shifted = Aligned([0u8; 157_344 + 4]);
+        const LEN: usize = include_bytes!("../models/default.vaem").len();
+        let mut shifted = Box::new(Aligned([0u8; LEN + 4]));
         let n = DEFAULT_MODEL.0.len();
         shifted.0[1..=n].copy_from_slice(&DEFAULT_MODEL.0);
         assert!(matches!(

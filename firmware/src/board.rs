@@ -2,7 +2,7 @@
 //! ([`SimBoard`]): `vae_nostd::sim`'s seeded vibration stream with scheduled anomaly episodes
 //! and injected sensor faults, for QEMU and for host tests.
 
-use vae_nostd::sim::{Episode, SimConfig, Simulator, majority_label};
+use vae_nostd::sim::{Episode, SimConfig, Simulator};
 
 use crate::app::State;
 
@@ -109,6 +109,6 @@ impl Board for SimBoard {
         for (i, l) in labels.iter_mut().enumerate() {
             *l = self.sim.label_at(first + i as u64);
         }
-        Some(majority_label(labels))
+        Some(vae_nostd::window_label(labels))
     }
 }

@@ -29,9 +29,10 @@
 //! over after the blocks of four use `dot` itself; every other stride pattern is
 //! `Portable`'s own code.
 //!
-//! On other targets (the host build of the firmware crate) `dot4` is the same sums in plain
-//! Rust, so the kernel is usable, and testable, everywhere; on the Cortex-M4F the on-target
-//! suite (`core_tests`) compares it with `Portable` on 2,540 shapes.
+//! On other targets (the host build of the firmware crate) `dot4` is the core's
+//! [`vae_nostd::kernel::dot4_rows`], so the kernel is usable, and testable, everywhere; on
+//! the Cortex-M4F the on-target suite (`core_tests`) compares it with `Portable` on 2,540
+//! shapes.
 
 use vae_nostd::kernel::{MatMut, MatRef, dot};
 use vae_nostd::{Gemm, Portable};
@@ -253,24 +254,13 @@ fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
     out
 }
 
-/// The same sums in plain Rust (the host build of the firmware crate): same order.
+/// Elsewhere (the host build of the firmware crate) the core's portable form of the same
+/// sums: the kernel's loop and stores above are then tested against [`Portable`] on the host.
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
 fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
-    let k = x.len();
-    let w = &w[..3 * cs + k];
-    let mut s = [0f32; 16];
-    let main = k - k % 4;
-    for r in 0..4 {
-        for p in (0..main).step_by(4) {
-            for l in 0..4 {
-                s[4 * r + l] += x[p + l] * w[r * cs + p + l];
-            }
-        }
-        for q in main..k {
-            s[4 * r] += x[q] * w[r * cs + q];
-        }
-    }
-    core::array::from_fn(|r| (s[4 * r] + s[4 * r + 1]) + (s[4 * r + 2] + s[4 * r + 3]))
+    // The caller passes four rows of a checked shape; a short slice cannot happen here, and
+    // would give NaN outputs rather than a panic.
+    vae_nostd::kernel::dot4_rows(x, w, cs).unwrap_or([f32::NAN; 4])
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 use core::fmt;
 
 use crc::{CRC_16_IBM_3740, Crc, NoTable};
+use half::f16;
 
 use crate::Z;
 use crate::app::Report;
@@ -83,7 +84,7 @@ pub fn encode(r: &Report, mu: Option<&[f32]>) -> [u8; FRAME_LEN] {
     f[8..12].copy_from_slice(&r.score.to_le_bytes());
     for (j, c) in f[12..12 + 2 * Z].chunks_exact_mut(2).enumerate() {
         let m = mu.and_then(|mu| mu.get(j)).copied().unwrap_or(f32::NAN);
-        c.copy_from_slice(&f32_to_f16(m).to_le_bytes());
+        c.copy_from_slice(&f16::from_f32(m).to_bits().to_le_bytes());
     }
     let crc = CRC16.checksum(&f[..12 + 2 * Z]);
     f[12 + 2 * Z..].copy_from_slice(&crc.to_le_bytes());
@@ -106,7 +107,7 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
         |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let mut mu = [0f32; Z];
     for (m, c) in mu.iter_mut().zip(bytes[12..body].chunks_exact(2)) {
-        *m = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+        *m = f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
     }
     Ok(Frame {
         window: u32_at(2),
@@ -116,70 +117,20 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
     })
 }
 
-/// f32 → IEEE binary16, round to nearest, ties to even; overflow to ±∞, NaN stays NaN.
-pub fn f32_to_f16(v: f32) -> u16 {
-    let x = v.to_bits();
-    let sign = ((x >> 16) & 0x8000) as u16;
-    let exp = ((x >> 23) & 0xff) as i32;
-    let man = x & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        if e < -10 {
-            return sign; // rounds to ±0
-        }
-        // Subnormal: shift the full significand (with its implicit 1) into place.
-        let m = man | 0x80_0000;
-        let shift = (14 - e) as u32;
-        let half = 1u32 << (shift - 1);
-        let rest = m & ((1u32 << shift) - 1);
-        let mut h = (m >> shift) as u16;
-        if rest > half || (rest == half && h & 1 == 1) {
-            h += 1;
-        }
-        return sign | h;
-    }
-    let mut h = ((e as u32) << 10 | (man >> 13)) as u16;
-    let rest = man & 0x1fff;
-    if rest > 0x1000 || (rest == 0x1000 && h & 1 == 1) {
-        h += 1; // may carry into the exponent, up to ∞: correct
-    }
-    sign | h
-}
-
-/// IEEE binary16 → f32 (exact).
-pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h & 0x8000) as u32) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match exp {
-        0 if man == 0 => sign,
-        0 => {
-            // Subnormal: normalize.
-            let mut e = 127 - 15 + 1;
-            let mut m = man;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | (e as u32) << 23 | (m & 0x3ff) << 13
-        }
-        0x1f => sign | 0x7f80_0000 | man << 13,
-        _ => sign | (exp + 127 - 15) << 23 | man << 13,
-    };
-    f32::from_bits(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::{Invalid, Verdict, WindowInfo};
 
+    fn f32_to_f16(v: f32) -> u16 {
+        f16::from_f32(v).to_bits()
+    }
+    fn f16_to_f32(h: u16) -> f32 {
+        f16::from_bits(h).to_f32()
+    }
+
+    /// The frame format promises binary16 with round to nearest, ties to even: what `half`
+    /// does, checked on every half and on 200,000 floats.
     #[test]
     fn f16_round_trips_every_half_and_rounds_to_nearest_even() {
         for h in 0..=u16::MAX {

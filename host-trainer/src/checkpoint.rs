@@ -500,29 +500,13 @@ fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
             .map(|w| f64::from_le_bytes(w) as f32)
             .collect(),
         Dtype::F16 => words::<2>(data)
-            .map(|w| f16_to_f32(u16::from_le_bytes(w)))
+            .map(|w| half::f16::from_le_bytes(w).to_f32())
             .collect(),
         Dtype::BF16 => words::<2>(data)
-            .map(|w| f32::from_bits(u32::from(u16::from_le_bytes(w)) << 16))
+            .map(|w| half::bf16::from_le_bytes(w).to_f32())
             .collect(),
         _ => return None,
     })
-}
-
-/// IEEE-754 binary16 to binary32 (exact).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    match exp {
-        0 => {
-            // Zero or subnormal: man · 2^-24, exact in f32.
-            let v = man as f32 * f32::from_bits(0x3380_0000); // 2^-24
-            if sign != 0 { -v } else { v }
-        }
-        0x1f => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
-        _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
-    }
 }
 
 /// Writes a safetensors file of F32 tensors, deterministically: tensors in the given order,
@@ -841,18 +825,11 @@ mod tests {
         safetensors::serialize(views, metadata).unwrap()
     }
 
-    /// f32 → f16 for values exactly representable as normal f16 numbers (or zero).
+    /// f32 → f16 for values exactly representable in f16.
     fn f16_exact(v: f32) -> u16 {
-        if v == 0.0 {
-            return ((v.to_bits() >> 16) & 0x8000) as u16;
-        }
-        let b = v.to_bits();
-        let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
-        assert!(
-            (1..31).contains(&exp) && b & 0x1fff == 0,
-            "{v} is not exact in f16"
-        );
-        (((b >> 16) & 0x8000) | ((exp as u32) << 10) | ((b >> 13) & 0x3ff)) as u16
+        let h = half::f16::from_f32(v);
+        assert_eq!(h.to_f32().to_bits(), v.to_bits(), "{v} is not exact in f16");
+        h.to_bits()
     }
 
     /// Values exact in F16 and BF16 alike: k / 64 for |k| < 128.
@@ -916,24 +893,6 @@ mod tests {
             let back = Checkpoint::from_safetensors(&bytes, Some(&hint)).unwrap();
             assert_bit_equal(&ckpt, &back);
         }
-    }
-
-    #[test]
-    fn f16_conversion_is_exact() {
-        for (h, v) in [
-            (0x3c00u16, 1.0f32),
-            (0xc000, -2.0),
-            (0x7bff, 65504.0),
-            (0x0400, 6.103_515_6e-5),
-            (0x0001, 5.960_464_5e-8),
-            (0x83ff, -6.097_555e-5),
-            (0x8000, -0.0),
-            (0x7c00, f32::INFINITY),
-            (0xfc00, f32::NEG_INFINITY),
-        ] {
-            assert_eq!(f16_to_f32(h).to_bits(), v.to_bits(), "{h:#06x}");
-        }
-        assert!(f16_to_f32(0x7e00).is_nan());
     }
 
     fn kind_of(bytes: &[u8], hint: Option<&ModelSpec>) -> Kind {

@@ -7,24 +7,13 @@ use rand_core::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use vae_nostd::{
-    Adagrad, Adam, Bound, Error, Objective, OptimizerKind, Sgd, Vae, VaeConfig, Workspace,
+    Adagrad, Adam, Bound, Error, Objective, Optimizer, OptimizerKind, Sgd, StepRule, Vae,
+    VaeConfig, Workspace,
 };
 
 use crate::kernel::Blocked;
 
-/// SplitMix64 finalizer: a well-mixed 64-bit hash, used to derive independent seeds.
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A seed derived from a base seed and a path of indices (epoch, step, shard, ...).
-pub fn derive_seed(base: u64, path: &[u64]) -> u64 {
-    path.iter()
-        .fold(splitmix64(base), |h, p| splitmix64(h ^ splitmix64(*p)))
-}
+pub use vae_nostd::seed::derive_seed;
 
 /// Shards per minibatch: a power of two, about one per 48 rows, at least 2 from 16 rows (so
 /// two cores share even small batches), at most 8. Depends on the batch size alone, so results
@@ -71,87 +60,52 @@ impl Opt {
             a.t = step;
         }
     }
-    /// One update over the whole parameter vector, in parallel chunks.
-    ///
-    /// The update of each element is exactly the core's (`vae_nostd::optim`): the same
-    /// operations in the same order, with `f32::sqrt` (correctly rounded, like `libm::sqrtf`)
-    /// so the loops vectorize. `tests::host_updates_equal_the_core_optimizers` checks the bits.
+    /// The step-wide part of the core's update (`vae_nostd::Optimizer::begin_step`).
+    fn begin_step(&mut self) -> Result<StepRule<f32>, Error> {
+        match self {
+            Opt::Adagrad(o) => o.begin_step(),
+            Opt::Adam(o) => o.begin_step(),
+            Opt::Sgd(o) => o.begin_step(),
+        }
+    }
+
+    /// One update over the whole parameter vector: the core's step-wide part once, then its
+    /// element-wise part (`vae_nostd::StepRule::apply`) on parallel chunks — the device's
+    /// update, with the same bits for any chunking or thread count. The caller has checked
+    /// that every gradient is finite.
     fn step(
         &mut self,
         pool: &rayon::ThreadPool,
         params: &mut [f32],
         grads: &[f32],
         state: &mut [f32],
-    ) {
-        let p = params.len();
+    ) -> Result<(), Error> {
         const CHUNK: usize = 1 << 14;
-        match self {
-            Opt::Adam(a) => {
-                a.t += 1;
-                let o = *a;
-                let t = o.t as f64;
-                let bc1 = (1.0 - libm::pow(o.beta1 as f64, t)) as f32;
-                let bc2 = (1.0 - libm::pow(o.beta2 as f64, t)) as f32;
-                let (m, v) = state.split_at_mut(p);
-                pool.install(|| {
-                    params
-                        .par_chunks_mut(CHUNK)
-                        .zip(grads.par_chunks(CHUNK))
-                        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-                        .for_each(|((pc, gc), (mc, vc))| {
-                            for (((p, g), m), v) in
-                                pc.iter_mut().zip(gc).zip(mc.iter_mut()).zip(vc.iter_mut())
-                            {
-                                let g = *g + o.weight_decay * *p;
-                                *m = o.beta1 * *m + (1.0 - o.beta1) * g;
-                                *v = o.beta2 * *v + (1.0 - o.beta2) * g * g;
-                                let mhat = *m / bc1;
-                                let vhat = *v / bc2;
-                                *p -= o.lr * mhat / (vhat.sqrt() + o.eps);
-                            }
-                        })
-                });
-            }
-            Opt::Adagrad(o) => {
-                let o = *o;
-                par_update(pool, params, grads, state, move |p, g, s| {
-                    let g = g + o.weight_decay * *p;
-                    *s += g * g;
-                    *p -= o.lr * g / (s.sqrt() + o.eps);
-                });
-            }
-            Opt::Sgd(o) => {
-                let o = *o;
-                par_update(pool, params, grads, state, move |p, g, v| {
-                    *v = o.momentum * *v + (g + o.weight_decay * *p);
-                    *p -= o.lr * *v;
-                });
-            }
+        let p = params.len();
+        if grads.len() != p || state.len() != self.kind().state_per_param() * p {
+            return Err(Error::LengthMismatch {
+                what: "optimizer state",
+                expected: self.kind().state_per_param() * p,
+                actual: state.len(),
+            });
         }
-    }
-}
-
-/// Applies `f(param, grad, state)` to every element, in parallel chunks (one moment per
-/// parameter: Adagrad, SGD).
-fn par_update(
-    pool: &rayon::ThreadPool,
-    params: &mut [f32],
-    grads: &[f32],
-    state: &mut [f32],
-    f: impl Fn(&mut f32, f32, &mut f32) + Sync,
-) {
-    const CHUNK: usize = 1 << 14;
-    pool.install(|| {
-        params
+        let rule = self.begin_step()?;
+        let (first, second) = state.split_at_mut(p);
+        let chunks = params
             .par_chunks_mut(CHUNK)
             .zip(grads.par_chunks(CHUNK))
-            .zip(state.par_chunks_mut(CHUNK))
-            .for_each(|((pc, gc), sc)| {
-                for ((p, g), s) in pc.iter_mut().zip(gc).zip(sc.iter_mut()) {
-                    f(p, *g, s);
-                }
-            })
-    });
+            .zip(first.par_chunks_mut(CHUNK));
+        pool.install(|| {
+            if second.is_empty() {
+                // Adagrad and SGD keep one moment.
+                chunks.try_for_each(|((pc, gc), fc)| rule.apply(pc, gc, fc, &mut []))
+            } else {
+                chunks
+                    .zip(second.par_chunks_mut(CHUNK))
+                    .try_for_each(|(((pc, gc), fc), sc)| rule.apply(pc, gc, fc, sc))
+            }
+        })
+    }
 }
 
 /// Rows, bound and per-datapoint values of one evaluation chunk.
@@ -346,7 +300,7 @@ impl Engine {
             &mut self.params,
             &self.grads,
             &mut self.opt_state,
-        );
+        )?;
         Ok(total)
     }
 
@@ -531,68 +485,5 @@ impl Engine {
             Ok(mean)
         })?;
         Ok(parts.concat())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vae_nostd::Optimizer;
-
-    #[test]
-    fn host_updates_equal_the_core_optimizers() {
-        let n = 40_000;
-        let p0: Vec<f32> = (0..n)
-            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-            .collect();
-        let g: Vec<f32> = (0..n)
-            .map(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.6)
-            .collect();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let opts = [
-            Opt::Adagrad(Adagrad {
-                lr: 0.02,
-                eps: 1e-10,
-                weight_decay: 1e-3,
-            }),
-            Opt::Adam(Adam {
-                weight_decay: 1e-4,
-                ..Adam::new(1e-3)
-            }),
-            Opt::Sgd(Sgd {
-                lr: 0.1,
-                momentum: 0.9,
-                weight_decay: 1e-4,
-            }),
-        ];
-        for opt in opts {
-            let k = opt.kind().state_per_param();
-            let (mut ph, mut sh, mut oh) = (p0.clone(), vec![0.0f32; k * n], opt);
-            let (mut pc, mut sc) = (p0.clone(), vec![0.0f32; k * n]);
-            for _ in 0..3 {
-                oh.step(&pool, &mut ph, &g, &mut sh);
-            }
-            let mut core_opt = opt;
-            for _ in 0..3 {
-                match &mut core_opt {
-                    Opt::Adagrad(o) => o.step(&mut pc, &g, &mut sc).unwrap(),
-                    Opt::Adam(o) => o.step(&mut pc, &g, &mut sc).unwrap(),
-                    Opt::Sgd(o) => o.step(&mut pc, &g, &mut sc).unwrap(),
-                }
-            }
-            assert!(
-                ph.iter().zip(&pc).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{}",
-                opt.name()
-            );
-            assert!(
-                sh.iter().zip(&sc).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{}",
-                opt.name()
-            );
-        }
     }
 }

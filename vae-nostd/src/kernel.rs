@@ -232,6 +232,16 @@ fn dot4<T: Real>(x: &[T], w: [&[T]; 4]) -> [T; 4] {
     s.map(|s| (s[0] + s[1]) + (s[2] + s[3]))
 }
 
+/// [`dot`] of `x` with four rows of a row-major matrix at stride `cs`: row `r` is
+/// `w[r·cs..r·cs + x.len()]`. The portable form of the four-output inner loop, bit for bit
+/// what [`Portable`] computes for four outputs of `y = W·x` (and what the firmware's Cortex-M4
+/// assembly must equal). `None` if `w` is shorter than `3·cs + x.len()`.
+pub fn dot4_rows<T: Real>(x: &[T], w: &[T], cs: usize) -> Option<[T; 4]> {
+    let k = x.len();
+    let row = |r: usize| w.get(r * cs..r * cs + k);
+    Some(dot4(x, [row(0)?, row(1)?, row(2)?, row(3)?]))
+}
+
 /// Dot product of two equally long contiguous slices with four partial sums.
 #[inline]
 pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {

@@ -67,8 +67,10 @@ pub mod optim;
 mod real;
 pub mod rng;
 mod score;
+pub mod seed;
 pub mod sim;
 mod storage;
+mod window;
 
 pub use config::{
     Activation, Hidden, Likelihood, LinearShape, MAX_DIM, MAX_HIDDEN, MemoryFigures, Net,
@@ -78,7 +80,8 @@ pub use error::Error;
 pub use init::{Init, init_params};
 pub use kernel::{Gemm, MatMut, MatRef, Portable};
 pub use model::{Bound, Estimator, Objective, Vae, Workspace, kl_standard_normal, log_sum_exp};
-pub use optim::{Adagrad, Adam, Optimizer, OptimizerKind, Sgd};
+pub use optim::{Adagrad, Adam, Optimizer, OptimizerKind, Sgd, StepRule};
 pub use real::{LN_2PI, Real};
 pub use score::ScoreKind;
 pub use storage::Buffer;
+pub use window::window_label;

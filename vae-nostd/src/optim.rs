@@ -31,6 +31,13 @@ impl OptimizerKind {
 }
 
 /// A first-order optimizer minimizing the loss (−bound).
+///
+/// An update has two parts: a step-wide one ([`Optimizer::begin_step`]: checks the step size,
+/// advances the step count and computes the constants of this step, such as Adam's bias
+/// corrections) and an element-wise one ([`StepRule::apply`]), for which any split of the
+/// parameter vector into chunks gives the same bits. [`Optimizer::step`] is the two over the
+/// whole vector after checking every gradient; the host trainer runs the second part on its
+/// threads, chunk by chunk, so host and device share one update.
 pub trait Optimizer<T: Real> {
     /// Which family.
     fn kind(&self) -> OptimizerKind;
@@ -38,22 +45,138 @@ pub trait Optimizer<T: Real> {
     fn state_len(&self, n_params: usize) -> usize {
         self.kind().state_per_param() * n_params
     }
-    /// One update of `params` from `grads` (gradients of the loss). `state` starts zeroed.
-    fn step(&mut self, params: &mut [T], grads: &[T], state: &mut [T]) -> Result<(), Error>;
+    /// The step-wide part of one update: checks the step size, advances the step count and
+    /// returns the rule every element of this step is updated by. Call it only for a step
+    /// that will be applied (after the gradient was found finite); on an error nothing changes.
+    fn begin_step(&mut self) -> Result<StepRule<T>, Error>;
+    /// One update of `params` from `grads` (gradients of the loss). `state` starts zeroed; it
+    /// holds the family's moments one after the other, each `[P]`. If any gradient is NaN or
+    /// ±∞ it returns [`Error::NonFiniteGradient`] and changes nothing.
+    fn step(&mut self, params: &mut [T], grads: &[T], state: &mut [T]) -> Result<(), Error> {
+        let per = self.kind().state_per_param();
+        check_len("grads", params.len(), grads.len())?;
+        check_len("optimizer state", per * params.len(), state.len())?;
+        if !grads.iter().all(|g| g.is_finite()) {
+            return Err(Error::NonFiniteGradient);
+        }
+        let rule = self.begin_step()?;
+        let (first, second) = state.split_at_mut(params.len());
+        rule.apply(params, grads, first, second)
+    }
 }
 
-fn check<T: Real>(params: &[T], grads: &[T], state: &[T], per: usize, lr: T) -> Result<(), Error> {
-    check_len("grads", params.len(), grads.len())?;
-    check_len("optimizer state", per * params.len(), state.len())?;
+fn check_lr<T: Real>(lr: T) -> Result<(), Error> {
     if !lr.is_finite() || lr < T::ZERO {
         return Err(Error::InvalidArgument(
             "learning rate must be finite and non-negative",
         ));
     }
-    if grads.iter().all(|g| g.is_finite()) {
+    Ok(())
+}
+
+/// One step's update of each element, with the step's constants: the element-wise part of
+/// [`Optimizer::step`], shared by the device's single loop and the host's threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StepRule<T> {
+    /// `v ← μ v + (g + λθ)`, `θ ← θ − η v` ([`Sgd`]).
+    Sgd {
+        /// η.
+        lr: T,
+        /// μ.
+        momentum: T,
+        /// λ.
+        weight_decay: T,
+    },
+    /// `g ← g + λθ`, `G ← G + g²`, `θ ← θ − η g / (√G + ε)` ([`Adagrad`]).
+    Adagrad {
+        /// η.
+        lr: T,
+        /// ε.
+        eps: T,
+        /// λ.
+        weight_decay: T,
+    },
+    /// Adam's update at step t, with the bias corrections `1 − β₁ᵗ` and `1 − β₂ᵗ` ([`Adam`]).
+    Adam {
+        /// α.
+        lr: T,
+        /// β₁.
+        beta1: T,
+        /// β₂.
+        beta2: T,
+        /// ε.
+        eps: T,
+        /// λ.
+        weight_decay: T,
+        /// `1 − β₁ᵗ`.
+        bc1: T,
+        /// `1 − β₂ᵗ`.
+        bc2: T,
+    },
+}
+
+impl<T: Real> StepRule<T> {
+    /// Updates one chunk. `params`, `grads` and `first` (the chunk's first moments) have one
+    /// length; `second` (second moments) too for Adam, and is ignored otherwise. Element-wise,
+    /// so chunks may be updated in any order or in parallel with the bits of one pass.
+    pub fn apply(
+        &self,
+        params: &mut [T],
+        grads: &[T],
+        first: &mut [T],
+        second: &mut [T],
+    ) -> Result<(), Error> {
+        let n = params.len();
+        check_len("grads", n, grads.len())?;
+        check_len("optimizer first moments", n, first.len())?;
+        match *self {
+            StepRule::Sgd {
+                lr,
+                momentum,
+                weight_decay,
+            } => {
+                for ((p, g), v) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
+                    *v = momentum * *v + (*g + weight_decay * *p);
+                    *p -= lr * *v;
+                }
+            }
+            StepRule::Adagrad {
+                lr,
+                eps,
+                weight_decay,
+            } => {
+                for ((p, g), s) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
+                    let g = *g + weight_decay * *p;
+                    *s += g * g;
+                    *p -= lr * g / (s.sqrt() + eps);
+                }
+            }
+            StepRule::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                bc1,
+                bc2,
+            } => {
+                check_len("optimizer second moments", n, second.len())?;
+                for (((p, g), m), v) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(first.iter_mut())
+                    .zip(second.iter_mut())
+                {
+                    let g = *g + weight_decay * *p;
+                    *m = beta1 * *m + (T::ONE - beta1) * g;
+                    *v = beta2 * *v + (T::ONE - beta2) * g * g;
+                    let mhat = *m / bc1;
+                    let vhat = *v / bc2;
+                    *p -= lr * mhat / (vhat.sqrt() + eps);
+                }
+            }
+        }
         Ok(())
-    } else {
-        Err(Error::NonFiniteGradient)
     }
 }
 
@@ -72,13 +195,13 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
     fn kind(&self) -> OptimizerKind {
         OptimizerKind::Sgd
     }
-    fn step(&mut self, params: &mut [T], grads: &[T], state: &mut [T]) -> Result<(), Error> {
-        check(params, grads, state, 1, self.lr)?;
-        for ((p, g), v) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
-            *v = self.momentum * *v + (*g + self.weight_decay * *p);
-            *p -= self.lr * *v;
-        }
-        Ok(())
+    fn begin_step(&mut self) -> Result<StepRule<T>, Error> {
+        check_lr(self.lr)?;
+        Ok(StepRule::Sgd {
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+        })
     }
 }
 
@@ -102,14 +225,13 @@ impl<T: Real> Optimizer<T> for Adagrad<T> {
     fn kind(&self) -> OptimizerKind {
         OptimizerKind::Adagrad
     }
-    fn step(&mut self, params: &mut [T], grads: &[T], state: &mut [T]) -> Result<(), Error> {
-        check(params, grads, state, 1, self.lr)?;
-        for ((p, g), s) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
-            let g = *g + self.weight_decay * *p;
-            *s += g * g;
-            *p -= self.lr * g / (s.sqrt() + self.eps);
-        }
-        Ok(())
+    fn begin_step(&mut self) -> Result<StepRule<T>, Error> {
+        check_lr(self.lr)?;
+        Ok(StepRule::Adagrad {
+            lr: self.lr,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        })
     }
 }
 
@@ -149,27 +271,19 @@ impl<T: Real> Optimizer<T> for Adam<T> {
     fn kind(&self) -> OptimizerKind {
         OptimizerKind::Adam
     }
-    fn step(&mut self, params: &mut [T], grads: &[T], state: &mut [T]) -> Result<(), Error> {
-        check(params, grads, state, 2, self.lr)?;
+    fn begin_step(&mut self) -> Result<StepRule<T>, Error> {
+        check_lr(self.lr)?;
         self.t += 1;
         let t = self.t as f64;
-        let bc1 = T::from_f64(1.0 - libm::pow(self.beta1.to_f64(), t));
-        let bc2 = T::from_f64(1.0 - libm::pow(self.beta2.to_f64(), t));
-        let (m, v) = state.split_at_mut(params.len());
-        for (((p, g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(m.iter_mut())
-            .zip(v.iter_mut())
-        {
-            let g = *g + self.weight_decay * *p;
-            *m = self.beta1 * *m + (T::ONE - self.beta1) * g;
-            *v = self.beta2 * *v + (T::ONE - self.beta2) * g * g;
-            let mhat = *m / bc1;
-            let vhat = *v / bc2;
-            *p -= self.lr * mhat / (vhat.sqrt() + self.eps);
-        }
-        Ok(())
+        Ok(StepRule::Adam {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            bc1: T::from_f64(1.0 - libm::pow(self.beta1.to_f64(), t)),
+            bc2: T::from_f64(1.0 - libm::pow(self.beta2.to_f64(), t)),
+        })
     }
 }
 
@@ -237,6 +351,84 @@ mod tests {
         );
         assert_eq!(p, [1.0, 2.0]);
         assert!(ag.step(&mut p, &[0.0], &mut st[..2]).is_err());
+    }
+
+    #[test]
+    fn chunked_updates_give_the_bits_of_one_pass() {
+        const N: usize = 1000;
+        let p0: [f32; N] = core::array::from_fn(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0);
+        let g: [f32; N] = core::array::from_fn(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.6);
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        };
+        let adagrad = Adagrad {
+            lr: 0.02,
+            eps: 1e-10,
+            weight_decay: 1e-3,
+        };
+        let adam = Adam {
+            weight_decay: 1e-4,
+            ..Adam::new(1e-3)
+        };
+        let rules = [
+            (1, Optimizer::<f32>::begin_step(&mut { sgd }).unwrap()),
+            (1, Optimizer::<f32>::begin_step(&mut { adagrad }).unwrap()),
+            (2, Optimizer::<f32>::begin_step(&mut { adam }).unwrap()),
+        ];
+        for (per, rule) in rules {
+            let (mut pw, mut sw) = (p0, [0.25f32; 2 * N]);
+            let (mut pc, mut sc) = (p0, [0.25f32; 2 * N]);
+            for _ in 0..3 {
+                let (f, s) = sw[..per * N].split_at_mut(N);
+                rule.apply(&mut pw, &g, f, s).unwrap();
+                let (f, s) = sc[..per * N].split_at_mut(N);
+                let mut lo = 0;
+                for len in [1usize, 7, 256, 300, 436] {
+                    let hi = lo + len;
+                    let s2 = if per == 2 {
+                        &mut s[lo..hi]
+                    } else {
+                        &mut s[..0]
+                    };
+                    rule.apply(&mut pc[lo..hi], &g[lo..hi], &mut f[lo..hi], s2)
+                        .unwrap();
+                    lo = hi;
+                }
+                assert_eq!(lo, N);
+            }
+            let same =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same(&pw, &pc), "{rule:?}");
+            assert!(same(&sw, &sc), "{rule:?}");
+            assert!(
+                pw.iter().zip(&p0).any(|(a, b)| a != b),
+                "{rule:?}: nothing moved"
+            );
+        }
+        // Mismatched chunk lengths are errors, not silent partial updates.
+        let mut p = [0f32; 4];
+        let (f, s) = (&mut [0f32; 4], &mut [0f32; 3]);
+        assert!(rules[2].1.apply(&mut p, &g[..4], f, s).is_err());
+        assert!(rules[0].1.apply(&mut p, &g[..3], f, &mut []).is_err());
+    }
+
+    #[test]
+    fn begin_step_refuses_a_bad_step_size_and_counts_adam_steps() {
+        let mut adam = Adam::new(f32::NAN);
+        assert!(Optimizer::<f32>::begin_step(&mut adam).is_err());
+        assert_eq!(adam.t, 0);
+        let mut adam = Adam::new(1e-3f32);
+        let r1 = adam.begin_step().unwrap();
+        let r2 = adam.begin_step().unwrap();
+        assert_eq!(adam.t, 2);
+        match (r1, r2) {
+            (StepRule::Adam { bc1: a, .. }, StepRule::Adam { bc1: b, .. }) => {
+                assert!((a - 0.1).abs() < 1e-6 && (b - 0.19).abs() < 1e-6, "{a} {b}");
+            }
+            _ => panic!("not Adam"),
+        }
     }
 
     #[test]

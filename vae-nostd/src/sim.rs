@@ -86,7 +86,8 @@
 //!
 //! ## Example
 //! ```
-//! use vae_nostd::sim::{Episode, Kind, SimConfig, Simulator, majority_label};
+//! use vae_nostd::sim::{Episode, Kind, SimConfig, Simulator};
+//! use vae_nostd::window_label;
 //! // A firmware's sensor: normal data except a bearing fault in the fourth 64-sample window.
 //! const CFG: SimConfig = SimConfig {
 //!     anomaly_rate: 0.0,
@@ -100,7 +101,7 @@
 //! for w in 0..5 {
 //!     let label = sim.fill_window(&mut window, &mut labels).unwrap();
 //!     assert_eq!(label, if w == 3 { Kind::Bearing.label() } else { 0 });
-//!     assert_eq!(label, majority_label(&labels));
+//!     assert_eq!(label, window_label(&labels));
 //! }
 //! ```
 
@@ -611,7 +612,7 @@ impl Simulator {
         if unit(h) >= self.rate {
             return None;
         }
-        let h2 = mix(h ^ 0x5851_f42d_4c95_7f2d);
+        let h2 = crate::seed::mix(h ^ 0x5851_f42d_4c95_7f2d);
         let kind = self.enabled[((h2 >> 32) % self.n_enabled as u64) as usize];
         let strength = 0.75 + 0.5 * ((h2 & 0xffff_ffff) as f64 / 4_294_967_296.0);
         Some((kind, strength))
@@ -757,8 +758,8 @@ impl Simulator {
         }
     }
 
-    /// Fills a window with the next `labels.len()` samples and returns its
-    /// [`majority_label`]. Shape of `out`: `[labels.len()][3]` (x, y, z interleaved), mg.
+    /// Fills a window with the next `labels.len()` samples and returns its label
+    /// ([`crate::window_label`]). Shape of `out`: `[labels.len()][3]` (x, y, z interleaved), mg.
     ///
     /// Errors (nothing generated): `out.len() != 3 * labels.len()`.
     pub fn fill_window(&mut self, out: &mut [f32], labels: &mut [u8]) -> Result<u8, Error> {
@@ -774,31 +775,8 @@ impl Simulator {
             xyz.copy_from_slice(&s.acc_mg);
             *label = s.label;
         }
-        Ok(majority_label(labels))
+        Ok(crate::window_label(labels))
     }
-}
-
-/// The label of a window from its samples' labels: the most frequent anomaly kind (the lower
-/// label on a tie) if **more than half** of the samples are anomalous, else 0. Values above 3
-/// are ignored.
-pub fn majority_label(labels: &[u8]) -> u8 {
-    let mut counts = [0usize; 4];
-    for &l in labels {
-        if let Some(c) = counts.get_mut(l as usize) {
-            *c += 1;
-        }
-    }
-    let anomalous = counts[1] + counts[2] + counts[3];
-    if 2 * anomalous <= labels.len() {
-        return NORMAL;
-    }
-    let mut best = 1;
-    for k in 2..4 {
-        if counts[k] > counts[best] {
-            best = k;
-        }
-    }
-    best as u8
 }
 
 /// A seed for sub-stream `stream` of `seed` (SplitMix64): independent-looking seeds for, e.g.,
@@ -807,16 +785,9 @@ pub const fn split_seed(seed: u64, stream: u64) -> u64 {
     hash_index(seed, stream)
 }
 
-/// SplitMix64's output function.
-const fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Element `i` of the SplitMix64 sequence started at `key`.
 const fn hash_index(key: u64, i: u64) -> u64 {
-    mix(key.wrapping_add(i.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+    crate::seed::sequence(key, i)
 }
 
 /// The top 53 bits as a uniform on [0, 1).
@@ -1145,13 +1116,7 @@ mod tests {
     }
 
     #[test]
-    fn window_labels_are_majorities() {
-        assert_eq!(majority_label(&[0, 0, 1, 1]), 0);
-        assert_eq!(majority_label(&[0, 1, 1, 1]), 1);
-        assert_eq!(majority_label(&[2, 3, 3, 0, 2]), 2);
-        assert_eq!(majority_label(&[2, 3, 3, 0, 0]), 3);
-        assert_eq!(majority_label(&[]), 0);
-        assert_eq!(majority_label(&[9, 9, 1]), 0);
+    fn fill_window_checks_its_shapes() {
         let mut sim = Simulator::new(SimConfig::default()).unwrap();
         let mut out = [0f32; 10];
         assert!(matches!(

@@ -14,7 +14,7 @@
 //! * **Long** (`opts.window = Some(len)`): each line is one time step of C channels (the value
 //!   columns); rows are windows of `len` steps taken every `hop` steps (default `len`), values
 //!   interleaved `[t][c]`, so D = len · C. A window is normal (0) when all its steps are,
-//!   else it takes the kind of its first anomalous step.
+//!   else it takes the kind of its first anomalous step (`vae_nostd::window_label`).
 //! * **Labels.** With `opts.normal` (`normal=A,B`), a label value in that list is normal (0)
 //!   and every other distinct value is an anomaly kind, numbered 1, 2, ... in order of first
 //!   appearance in the file; values may be text (`Standing`) or numbers. Values are compared
@@ -446,8 +446,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             wx.extend_from_slice(&x[a * c..(a + len) * c]);
             wg.push(seg as u32);
             if let Some(l) = &labels {
-                let first_anomaly = l[a..a + len].iter().copied().find(|&k| k != 0);
-                wl.push(first_anomaly.unwrap_or(0));
+                wl.push(vae_nostd::window_label(&l[a..a + len]));
             }
         }
         let left = n_len - ((n - 1) * hop + len);

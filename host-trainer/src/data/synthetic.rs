@@ -15,9 +15,8 @@
 //! Random episodes are blocks of `episode_windows × window_len` samples aligned with the
 //! stream's start (see [`vae_nostd::sim`]), so with hop a divisor of `window_len` every
 //! non-overlapping window is wholly normal or wholly one kind. A window's label
-//! ([`vae_nostd::sim::majority_label`]) is the anomaly kind (1 bearing, 2 imbalance,
-//! 3 looseness) when **more than half** of its samples are anomalous, else 0 (normal); the
-//! label names are [`vae_nostd::sim::LABEL_NAMES`].
+//! ([`vae_nostd::window_label`], the rule of every loader) is the anomaly kind (1 bearing,
+//! 2 imbalance, 3 looseness) of its first anomalous sample, else 0 (normal); the label names are [`vae_nostd::sim::LABEL_NAMES`].
 //!
 //! Options come from `key=value` pairs ([`SyntheticOptions::from_pairs`]); every key is
 //! optional, see [`SyntheticOptions::KEYS`].
@@ -296,7 +295,9 @@ pub fn synthetic_splits(opts: &SyntheticOptions) -> Splits {
         for w in 0..windows {
             let start = w * hop;
             x.extend_from_slice(&stream[3 * start..3 * (start + len)]);
-            window_labels.push(u32::from(sim::majority_label(&labels[start..start + len])));
+            window_labels.push(u32::from(vae_nostd::window_label(
+                &labels[start..start + len],
+            )));
         }
         Dataset {
             source: source.clone(),

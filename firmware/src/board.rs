@@ -1,8 +1,8 @@
 //! What the application needs from a board ([`Board`]), and the simulated board
-//! ([`SimBoard`]): `vae_nostd::sim`'s seeded vibration stream with scheduled anomaly episodes
+//! ([`SimBoard`]): `vae_sim`'s seeded vibration stream with scheduled anomaly episodes
 //! and injected sensor faults, for QEMU and for host tests.
 
-use vae_nostd::sim::{Episode, SimConfig, Simulator};
+use vae_sim::{Episode, SimConfig, Simulator};
 
 use crate::app::State;
 

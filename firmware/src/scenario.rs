@@ -7,7 +7,7 @@
 //! each kind start at window boundaries afterwards; one NaN sample (window 400) and one
 //! saturated sample (window 460) each flag their window invalid.
 
-use vae_nostd::sim::{Episode, Kind, SimConfig};
+use vae_sim::{Episode, Kind, SimConfig};
 
 use crate::app::Settings;
 use crate::board::Fault;

@@ -16,7 +16,7 @@
 //! * on the committed default sensor model (`firmware/models/default.vaem`, 192-128-8, tanh,
 //!   Gaussian decoder; its CRC is the first sensor line, so a re-exported model shows up as
 //!   a golden-file difference there) and 16 windows of 64 three-axis samples from
-//!   `vae_nostd::sim::Simulator` (seed 4, an injected bearing, imbalance and looseness episode
+//!   `vae_sim::Simulator` (seed 4, an injected bearing, imbalance and looseness episode
 //!   at windows 5, 9 and 13): μ, log σ², and every score kind (−ELBO at μ; sampled −ELBO,
 //!   −log p̂(x) and reconstruction probability with a fixed-seed `Pcg32` per window);
 //! * estimators A, B and IW on a small 6-5-2 Bernoulli model with a given ε (objective, KL,
@@ -27,11 +27,11 @@
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 use vae_nostd::modelfile::ModelFile;
-use vae_nostd::sim::{Episode, Kind, SimConfig, Simulator};
 use vae_nostd::{
     Activation, Adagrad, Error, Estimator, Gemm, Init, Likelihood, Objective, Optimizer, Portable,
     ScoreKind, Vae, VaeConfig, Workspace, init_params,
 };
+use vae_sim::{Episode, Kind, SimConfig, Simulator};
 
 /// One result.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -240,7 +240,7 @@ fn every_seed_flags_every_anomaly_within_the_false_alarm_rule() {
     let (mut total_fa, mut total_normal) = (0, 0);
     let mut lines = Vec::new();
     for seed in 1..=20u64 {
-        let sim = vae_nostd::sim::SimConfig {
+        let sim = vae_sim::SimConfig {
             seed,
             ..scenario::SIM
         };

@@ -68,7 +68,6 @@ mod real;
 pub mod rng;
 mod score;
 pub mod seed;
-pub mod sim;
 mod storage;
 mod window;
 

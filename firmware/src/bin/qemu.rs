@@ -83,7 +83,7 @@ mod app {
     #[entry]
     fn main() -> ! {
         // The simulator first, then the paint: building it takes about 3 KB of stack for its
-        // temporaries (`vae_nostd::sim::Simulator::new` returns a 1.6 KB value by value), a
+        // temporaries (`vae_sim::Simulator::new` returns a 1.6 KB value by value), a
         // cost of the test scaffolding, not of the application, so it is left unmeasured.
         let Some(board) = sim_board() else {
             exit(debug::EXIT_FAILURE)

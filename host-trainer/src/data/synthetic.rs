@@ -1,8 +1,8 @@
 //! The trainer's default data: windows of the simulated 3-axis accelerometer of
-//! [`vae_nostd::sim`] (a 25 Hz machine sampled at 400 Hz, milli-g, gravity on z).
+//! [`vae_sim`] (a 25 Hz machine sampled at 400 Hz, milli-g, gravity on z).
 //!
 //! Three independent streams, one per split, seeded from the one `seed`
-//! ([`vae_nostd::sim::split_seed`] with streams 1, 2, 3): the same machine, different noise,
+//! ([`vae_sim::split_seed`] with streams 1, 2, 3): the same machine, different noise,
 //! speed paths and episodes. Each stream is cut into windows of `window_len` samples × 3 axes,
 //! one row each, interleaved `[t][axis]` (D = 3 × `window_len` = 192 by default), in mg before
 //! any normalization.
@@ -13,15 +13,15 @@
 //!   `window_len`), `anomaly_rate` of their samples in random anomaly episodes.
 //!
 //! Random episodes are blocks of `episode_windows × window_len` samples aligned with the
-//! stream's start (see [`vae_nostd::sim`]), so with hop a divisor of `window_len` every
+//! stream's start (see [`vae_sim`]), so with hop a divisor of `window_len` every
 //! non-overlapping window is wholly normal or wholly one kind. A window's label
 //! ([`vae_nostd::window_label`], the rule of every loader) is the anomaly kind (1 bearing,
-//! 2 imbalance, 3 looseness) of its first anomalous sample, else 0 (normal); the label names are [`vae_nostd::sim::LABEL_NAMES`].
+//! 2 imbalance, 3 looseness) of its first anomalous sample, else 0 (normal); the label names are [`vae_sim::LABEL_NAMES`].
 //!
 //! Options come from `key=value` pairs ([`SyntheticOptions::from_pairs`]); every key is
 //! optional, see [`SyntheticOptions::KEYS`].
 
-use vae_nostd::sim::{self, SimConfig, Simulator};
+use vae_sim::{self as sim, SimConfig, Simulator};
 
 use super::{Dataset, Splits, Window};
 

@@ -2,7 +2,7 @@
 //! anomaly episodes. The trainer makes its default dataset with it and the QEMU firmware uses it
 //! as its sensor, so the same [`SimConfig`] (seed included) gives **bit-identical** samples on
 //! the host and on a Cortex-M: all arithmetic is `f64` in a fixed order, every transcendental
-//! comes from `libm`, every random number from [`rand_pcg::Pcg32`] through [`crate::rng`], and
+//! comes from `libm`, every random number from [`rand_pcg::Pcg32`] through [`vae_nostd::rng`], and
 //! the output is rounded to `f32` once, at the end. No allocation, no statics; a [`Simulator`]
 //! takes about 1.6 KB and streams one [`Sample`] at a time.
 //! (Checked: the first 4096 samples of seed 1 hash to the same value on x86-64 and on QEMU's
@@ -29,7 +29,7 @@
 //! * b_a(t): slow baseline drift (thermal, mounting), an Ornstein–Uhlenbeck process per axis
 //!   with time constant 30 s and standard deviation `baseline_drift_mg` (5 mg), driven by
 //!   uniform increments of matching variance.
-//! * σ = `noise_mg` (8 mg): white Gaussian sensor noise (Box–Muller, [`crate::rng`]).
+//! * σ = `noise_mg` (8 mg): white Gaussian sensor noise (Box–Muller, [`vae_nostd::rng`]).
 //! * The sum is clamped to ±`full_scale_mg` (a ±4 g full-scale setting) and rounded to `f32`.
 //!
 //! ## Anomalies (label 1, 2, 3; 0 is normal)
@@ -86,7 +86,7 @@
 //!
 //! ## Example
 //! ```
-//! use vae_nostd::sim::{Episode, Kind, SimConfig, Simulator};
+//! use vae_sim::{Episode, Kind, SimConfig, Simulator};
 //! use vae_nostd::window_label;
 //! // A firmware's sensor: normal data except a bearing fault in the fourth 64-sample window.
 //! const CFG: SimConfig = SimConfig {
@@ -105,12 +105,16 @@
 //! }
 //! ```
 
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use core::f64::consts::{FRAC_PI_2, TAU};
 
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 
-use crate::{Error, rng};
+use vae_nostd::{Error, rng};
 
 /// Label of a normal sample or window.
 pub const NORMAL: u8 = 0;
@@ -612,7 +616,7 @@ impl Simulator {
         if unit(h) >= self.rate {
             return None;
         }
-        let h2 = crate::seed::mix(h ^ 0x5851_f42d_4c95_7f2d);
+        let h2 = vae_nostd::seed::mix(h ^ 0x5851_f42d_4c95_7f2d);
         let kind = self.enabled[((h2 >> 32) % self.n_enabled as u64) as usize];
         let strength = 0.75 + 0.5 * ((h2 & 0xffff_ffff) as f64 / 4_294_967_296.0);
         Some((kind, strength))
@@ -759,7 +763,7 @@ impl Simulator {
     }
 
     /// Fills a window with the next `labels.len()` samples and returns its label
-    /// ([`crate::window_label`]). Shape of `out`: `[labels.len()][3]` (x, y, z interleaved), mg.
+    /// ([`vae_nostd::window_label`]). Shape of `out`: `[labels.len()][3]` (x, y, z interleaved), mg.
     ///
     /// Errors (nothing generated): `out.len() != 3 * labels.len()`.
     pub fn fill_window(&mut self, out: &mut [f32], labels: &mut [u8]) -> Result<u8, Error> {
@@ -775,7 +779,7 @@ impl Simulator {
             xyz.copy_from_slice(&s.acc_mg);
             *label = s.label;
         }
-        Ok(crate::window_label(labels))
+        Ok(vae_nostd::window_label(labels))
     }
 }
 
@@ -787,7 +791,7 @@ pub const fn split_seed(seed: u64, stream: u64) -> u64 {
 
 /// Element `i` of the SplitMix64 sequence started at `key`.
 const fn hash_index(key: u64, i: u64) -> u64 {
-    crate::seed::sequence(key, i)
+    vae_nostd::seed::sequence(key, i)
 }
 
 /// The top 53 bits as a uniform on [0, 1).

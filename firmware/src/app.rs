@@ -197,35 +197,16 @@ impl<'m> Model<'m> {
                 found: window.channels,
             });
         }
-        // The parameters are the 4P bytes before the CRC, after the normalization's offset and
-        // scale (4D bytes each; module docs of modelfile).
-        let (p, d) = (cfg.num_params(), cfg.input);
-        let end = bytes.len().saturating_sub(vae_nostd::modelfile::CRC_LEN);
-        let view = |from: usize, n: usize, parsed: vae_nostd::modelfile::F32s<'m>| {
-            let raw = bytes
-                .get(from..from + 4 * n)
-                .ok_or(StartupError::Unaligned)?;
-            let v: &'m [f32] =
-                bytemuck::try_cast_slice(raw).map_err(|_| StartupError::Unaligned)?;
-            // Same values as the parser decodes (catches a big-endian target, or a wrong offset).
-            if v.len() != n
-                || parsed.len() != n
-                || !v
-                    .iter()
-                    .zip(parsed)
-                    .all(|(a, b)| a.to_bits() == b.to_bits())
-            {
-                return Err(StartupError::Unaligned);
-            }
-            Ok(v)
-        };
-        let start = end
-            .checked_sub(4 * p + 8 * d)
+        // In place in flash: the model file hands out its own byte ranges (no second
+        // derivation of the layout here); `None` if the image is not 4-byte aligned.
+        let (offset, scale) = file
+            .normalization_in_place()
             .ok_or(StartupError::Unaligned)?;
+        let params = file.params_in_place().ok_or(StartupError::Unaligned)?;
         Ok(Model {
-            offset: view(start, d, file.normalization_offset())?,
-            scale: view(start + 4 * d, d, file.normalization_scale())?,
-            params: view(start + 8 * d, p, file.params())?,
+            offset,
+            scale,
+            params,
             file,
             window,
         })

@@ -5,9 +5,13 @@
 //! It holds the architecture, the sensor window geometry, the input normalization, the anomaly
 //! score with its calibrated threshold, and the parameters in the core's flat layout
 //! ([`VaeConfig::tensor`] order), closed by a CRC-32. Parsing borrows the bytes and copies
-//! nothing: floats are decoded on demand with `from_le_bytes`, so the image needs no alignment
-//! (`include_bytes!` gives none), and the firmware copies parameters into its own statics with
-//! [`ModelFile::copy_params`]. Neither side allocates; parsing never panics on any input.
+//! nothing: the header is read as one `#[repr(C)]` struct, floats are decoded on demand with
+//! `from_le_bytes`, so the image needs no alignment (`include_bytes!` gives none). A program
+//! either copies the parameters into its own statics ([`ModelFile::copy_params`]) or, with a
+//! 4-byte-aligned image on a little-endian target, uses them in place
+//! ([`ModelFile::params_in_place`], [`ModelFile::normalization_in_place`]: the file hands out
+//! its own byte ranges, so no caller re-derives the layout). Neither side allocates; parsing
+//! never panics on any input.
 //!
 //! ## Byte layout (version 1)
 //!
@@ -100,28 +104,71 @@ pub const FLAG_WINDOW: u32 = 1 << 0;
 pub const FLAG_THRESHOLD: u32 = 1 << 1;
 const KNOWN_FLAGS: u32 = FLAG_WINDOW | FLAG_THRESHOLD;
 
-// Field offsets of the version-1 header (see the table in the module docs).
-const OFF_VERSION: usize = 4;
-const OFF_HEADER_LEN: usize = 6;
-const OFF_FILE_LEN: usize = 8;
-const OFF_FLAGS: usize = 12;
-const OFF_INPUT: usize = 16;
-const OFF_LATENT: usize = 20;
-const OFF_ENC_COUNT: usize = 24;
-const OFF_DEC_COUNT: usize = 25;
-const OFF_ACTIVATION: usize = 26;
-const OFF_LIKELIHOOD: usize = 27;
-const OFF_ENC_WIDTHS: usize = 28;
-const OFF_DEC_WIDTHS: usize = 40;
-const OFF_NUM_PARAMS: usize = 52;
-const OFF_WINDOW_LEN: usize = 56;
-const OFF_HOP: usize = 60;
-const OFF_CHANNELS: usize = 64;
-const OFF_SAMPLE_RATE: usize = 68;
-const OFF_SCORE: usize = 72;
-const OFF_SCORE_SAMPLES: usize = 76;
-const OFF_THRESHOLD: usize = 80;
-const OFF_FALSE_ALARM: usize = 84;
+/// The version-1 header as it lies in the file (the table in the module docs): `#[repr(C)]`
+/// with every field at its natural alignment, so it has no padding (bytemuck's `Pod` derive
+/// checks that at compile time) and is exactly [`HEADER_LEN`] bytes. It is read from bytes of
+/// any alignment with `bytemuck::try_pod_read_unaligned` and written with
+/// `bytemuck::bytes_of`; its integers are little-endian in the file ([`RawHeader::swap_le`]
+/// converts, a no-op on little-endian targets). Floats are stored as their bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct RawHeader {
+    magic: [u8; 4],
+    version: u16,
+    header_len: u16,
+    file_len: u32,
+    flags: u32,
+    input: u32,
+    latent: u32,
+    enc_count: u8,
+    dec_count: u8,
+    activation: u8,
+    likelihood: u8,
+    enc_widths: [u32; MAX_HIDDEN],
+    dec_widths: [u32; MAX_HIDDEN],
+    num_params: u32,
+    window_len: u32,
+    hop: u32,
+    channels: u32,
+    sample_rate: u32,
+    score: u8,
+    reserved: [u8; 3],
+    score_samples: u32,
+    threshold: u32,
+    false_alarm_rate: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RawHeader>() == HEADER_LEN);
+
+impl RawHeader {
+    /// Converts every multi-byte field between little-endian and the target's order (its own
+    /// inverse).
+    fn swap_le(mut self) -> Self {
+        self.version = u16::from_le(self.version);
+        self.header_len = u16::from_le(self.header_len);
+        for v in [
+            &mut self.file_len,
+            &mut self.flags,
+            &mut self.input,
+            &mut self.latent,
+            &mut self.num_params,
+            &mut self.window_len,
+            &mut self.hop,
+            &mut self.channels,
+            &mut self.sample_rate,
+            &mut self.score_samples,
+            &mut self.threshold,
+            &mut self.false_alarm_rate,
+        ]
+        .into_iter()
+        .chain(&mut self.enc_widths)
+        .chain(&mut self.dec_widths)
+        {
+            *v = u32::from_le(*v);
+        }
+        self
+    }
+}
 
 // Lengths are stored as u32 and widened to usize.
 const _: () = assert!(usize::BITS >= 32);
@@ -390,24 +437,6 @@ pub struct ModelFile<'a> {
     crc: u32,
 }
 
-type Header = [u8; HEADER_LEN];
-
-fn rd_u16(h: &Header, at: usize) -> u16 {
-    u16::from_le_bytes([h[at], h[at + 1]])
-}
-
-fn rd_u32(h: &Header, at: usize) -> u32 {
-    u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
-}
-
-fn rd_usize(h: &Header, at: usize) -> usize {
-    rd_u32(h, at) as usize
-}
-
-fn rd_f32(h: &Header, at: usize) -> f32 {
-    f32::from_bits(rd_u32(h, at))
-}
-
 fn check_finite(what: &'static str, bytes: &[u8]) -> Result<(), ModelFileError> {
     match F32s::new(bytes).position(|v| !v.is_finite()) {
         Some(index) => Err(ModelFileError::NonFinite { what, index }),
@@ -419,6 +448,15 @@ fn check_finite_f32(what: &'static str, xs: &[f32]) -> Result<(), ModelFileError
     match xs.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(ModelFileError::NonFinite { what, index }),
         None => Ok(()),
+    }
+}
+
+/// Little-endian f32 bytes viewed as `&[f32]`: only on a little-endian target and when aligned.
+fn in_place(bytes: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice(bytes).ok()
+    } else {
+        None
     }
 }
 
@@ -530,7 +568,7 @@ impl<'a> ModelFile<'a> {
         if *magic != MAGIC {
             return Err(ModelFileError::BadMagic { found: *magic });
         }
-        let Some(&[.., v0, v1]) = bytes.first_chunk::<{ OFF_VERSION + 2 }>() else {
+        let Some(&[.., v0, v1]) = bytes.first_chunk::<6>() else {
             return Err(short);
         };
         let version = u16::from_le_bytes([v0, v1]);
@@ -540,11 +578,15 @@ impl<'a> ModelFile<'a> {
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
             return Err(short);
         };
-        let header_len = rd_u16(h, OFF_HEADER_LEN);
+        let Ok(h) = bytemuck::try_pod_read_unaligned::<RawHeader>(h) else {
+            return Err(short); // unreachable: the chunk is exactly one header
+        };
+        let h = h.swap_le();
+        let header_len = h.header_len;
         if usize::from(header_len) < HEADER_LEN || !header_len.is_multiple_of(4) {
             return Err(ModelFileError::BadHeaderLength { found: header_len });
         }
-        let file_len = rd_usize(h, OFF_FILE_LEN);
+        let file_len = h.file_len as usize;
         if actual < file_len {
             return Err(ModelFileError::Truncated {
                 expected: file_len,
@@ -572,17 +614,17 @@ impl<'a> ModelFile<'a> {
         }
 
         // Contents are intact; now check that they make sense.
-        let flags = rd_u32(h, OFF_FLAGS);
+        let flags = h.flags;
         if flags & !KNOWN_FLAGS != 0 {
             return Err(ModelFileError::BadField {
                 what: "flags",
                 value: flags,
             });
         }
-        let config = Self::parse_config(h)?;
+        let config = Self::parse_config(&h)?;
         let d = config.input;
         let p = config.num_params();
-        if rd_usize(h, OFF_NUM_PARAMS) != p {
+        if h.num_params as usize != p {
             return Err(ModelFileError::Inconsistent(
                 "the parameter count does not match the dimensions",
             ));
@@ -595,26 +637,26 @@ impl<'a> ModelFile<'a> {
         }
         let window = if flags & FLAG_WINDOW != 0 {
             let w = Window {
-                len: rd_usize(h, OFF_WINDOW_LEN),
-                hop: rd_usize(h, OFF_HOP),
-                channels: rd_usize(h, OFF_CHANNELS),
-                sample_rate_hz: rd_f32(h, OFF_SAMPLE_RATE),
+                len: h.window_len as usize,
+                hop: h.hop as usize,
+                channels: h.channels as usize,
+                sample_rate_hz: f32::from_bits(h.sample_rate),
             };
             check_window(&w, d)?;
             Some(w)
         } else {
-            for (what, at) in [
-                ("window length", OFF_WINDOW_LEN),
-                ("window hop", OFF_HOP),
-                ("window channels", OFF_CHANNELS),
-                ("sample rate", OFF_SAMPLE_RATE),
+            for (what, v) in [
+                ("window length", h.window_len),
+                ("window hop", h.hop),
+                ("window channels", h.channels),
+                ("sample rate", h.sample_rate),
             ] {
-                zero(what, rd_u32(h, at))?;
+                zero(what, v)?;
             }
             None
         };
-        let samples = rd_usize(h, OFF_SCORE_SAMPLES);
-        let score = match h[OFF_SCORE] {
+        let samples = h.score_samples as usize;
+        let score = match h.score {
             0 => {
                 zero("score samples", samples as u32)?;
                 ScoreKind::NegElboAtMean
@@ -630,19 +672,19 @@ impl<'a> ModelFile<'a> {
             }
         };
         check_score(score)?;
-        for &b in &h[OFF_SCORE + 1..OFF_SCORE_SAMPLES] {
+        for b in h.reserved {
             zero("reserved", b.into())?;
         }
         let threshold = if flags & FLAG_THRESHOLD != 0 {
             let t = Threshold {
-                value: rd_f32(h, OFF_THRESHOLD),
-                false_alarm_rate: rd_f32(h, OFF_FALSE_ALARM),
+                value: f32::from_bits(h.threshold),
+                false_alarm_rate: f32::from_bits(h.false_alarm_rate),
             };
             check_threshold(&t)?;
             Some(t)
         } else {
-            zero("threshold", rd_u32(h, OFF_THRESHOLD))?;
-            zero("false-alarm rate", rd_u32(h, OFF_FALSE_ALARM))?;
+            zero("threshold", h.threshold)?;
+            zero("false-alarm rate", h.false_alarm_rate)?;
             None
         };
 
@@ -670,8 +712,8 @@ impl<'a> ModelFile<'a> {
         })
     }
 
-    fn parse_config(h: &Header) -> Result<VaeConfig, ModelFileError> {
-        let activation = match h[OFF_ACTIVATION] {
+    fn parse_config(h: &RawHeader) -> Result<VaeConfig, ModelFileError> {
+        let activation = match h.activation {
             0 => Activation::Tanh,
             1 => Activation::Relu,
             code => {
@@ -681,7 +723,7 @@ impl<'a> ModelFile<'a> {
                 });
             }
         };
-        let likelihood = match h[OFF_LIKELIHOOD] {
+        let likelihood = match h.likelihood {
             0 => Likelihood::Bernoulli,
             1 => Likelihood::Gaussian {
                 sigmoid_mean: false,
@@ -706,16 +748,15 @@ impl<'a> ModelFile<'a> {
                 });
             }
         };
-        let widths = |count_at: usize, widths_at: usize, unused: &'static str| {
-            let n = usize::from(h[count_at]);
+        let widths = |count: u8, stored: [u32; MAX_HIDDEN], unused: &'static str| {
+            let n = usize::from(count);
             if n == 0 || n > MAX_HIDDEN {
                 return Err(ModelFileError::InvalidConfig(
                     "each network needs one to three hidden layers",
                 ));
             }
             let mut w = [0usize; MAX_HIDDEN];
-            for (i, slot) in w.iter_mut().enumerate() {
-                let v = rd_u32(h, widths_at + 4 * i);
+            for (i, (slot, v)) in w.iter_mut().zip(stored).enumerate() {
                 if i < n {
                     *slot = v as usize;
                 } else {
@@ -724,12 +765,12 @@ impl<'a> ModelFile<'a> {
             }
             Ok((w, n))
         };
-        let (enc, ne) = widths(OFF_ENC_COUNT, OFF_ENC_WIDTHS, "unused encoder width")?;
-        let (dec, nd) = widths(OFF_DEC_COUNT, OFF_DEC_WIDTHS, "unused decoder width")?;
+        let (enc, ne) = widths(h.enc_count, h.enc_widths, "unused encoder width")?;
+        let (dec, nd) = widths(h.dec_count, h.dec_widths, "unused decoder width")?;
         let config = VaeConfig::new(
-            rd_usize(h, OFF_INPUT),
+            h.input as usize,
             &enc[..ne],
-            rd_usize(h, OFF_LATENT),
+            h.latent as usize,
             activation,
             likelihood,
         )
@@ -790,6 +831,18 @@ impl<'a> ModelFile<'a> {
     /// The parameters in the core's flat layout, `num_params` values.
     pub fn params(&self) -> F32s<'a> {
         F32s::new(self.params)
+    }
+
+    /// The parameters in place, without a copy, when the image is 4-byte aligned on a
+    /// little-endian target (bytemuck's checked cast; the firmware's `Aligned` image in flash);
+    /// `None` otherwise (then [`ModelFile::copy_params`]).
+    pub fn params_in_place(&self) -> Option<&'a [f32]> {
+        in_place(self.params)
+    }
+
+    /// The normalization offset and scale in place, like [`ModelFile::params_in_place`].
+    pub fn normalization_in_place(&self) -> Option<(&'a [f32], &'a [f32])> {
+        Some((in_place(self.offset)?, in_place(self.scale)?))
     }
 
     /// CRC-32 of the file, a fingerprint to log which model a device runs.
@@ -897,37 +950,33 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
         });
     };
 
-    let mut h: Header = [0; HEADER_LEN];
-    let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
     // Every count below is at most MAX_DIM or checked above, so `as u32` is exact.
-    put(0, &MAGIC);
-    put(OFF_VERSION, &VERSION.to_le_bytes());
-    put(OFF_HEADER_LEN, &(HEADER_LEN as u16).to_le_bytes());
-    put(OFF_FILE_LEN, &n32.to_le_bytes());
-    let flags = if model.window.is_some() {
-        FLAG_WINDOW
-    } else {
-        0
-    } | if model.threshold.is_some() {
-        FLAG_THRESHOLD
-    } else {
-        0
+    let widths = |ws: &[usize]| {
+        let mut out = [0u32; MAX_HIDDEN];
+        for (o, w) in out.iter_mut().zip(ws) {
+            *o = *w as u32;
+        }
+        out
     };
-    put(OFF_FLAGS, &flags.to_le_bytes());
-    put(OFF_INPUT, &(d as u32).to_le_bytes());
-    put(OFF_LATENT, &(cfg.latent as u32).to_le_bytes());
-    put(OFF_ENC_COUNT, &[cfg.encoder_hidden.len() as u8]);
-    put(OFF_DEC_COUNT, &[cfg.decoder_hidden.len() as u8]);
-    put(
-        OFF_ACTIVATION,
-        &[match cfg.activation {
+    let (code, samples) = score_code(model.score);
+    let w = model.window;
+    let t = model.threshold;
+    let h = RawHeader {
+        magic: MAGIC,
+        version: VERSION,
+        header_len: HEADER_LEN as u16,
+        file_len: n32,
+        flags: if w.is_some() { FLAG_WINDOW } else { 0 }
+            | if t.is_some() { FLAG_THRESHOLD } else { 0 },
+        input: d as u32,
+        latent: cfg.latent as u32,
+        enc_count: cfg.encoder_hidden.len() as u8,
+        dec_count: cfg.decoder_hidden.len() as u8,
+        activation: match cfg.activation {
             Activation::Tanh => 0,
             Activation::Relu => 1,
-        }],
-    );
-    put(
-        OFF_LIKELIHOOD,
-        &[match cfg.likelihood {
+        },
+        likelihood: match cfg.likelihood {
             Likelihood::Bernoulli => 0,
             Likelihood::Gaussian {
                 sigmoid_mean: false,
@@ -945,31 +994,24 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
                 sigmoid_mean: true,
                 floor: true,
             } => 4,
-        }],
-    );
-    for (i, w) in cfg.encoder_hidden.widths().iter().enumerate() {
-        put(OFF_ENC_WIDTHS + 4 * i, &(*w as u32).to_le_bytes());
+        },
+        enc_widths: widths(cfg.encoder_hidden.widths()),
+        dec_widths: widths(cfg.decoder_hidden.widths()),
+        num_params: p as u32,
+        window_len: w.map_or(0, |w| w.len as u32),
+        hop: w.map_or(0, |w| w.hop as u32),
+        channels: w.map_or(0, |w| w.channels as u32),
+        sample_rate: w.map_or(0, |w| w.sample_rate_hz.to_bits()),
+        score: code,
+        reserved: [0; 3],
+        score_samples: samples as u32,
+        threshold: t.map_or(0, |t| t.value.to_bits()),
+        false_alarm_rate: t.map_or(0, |t| t.false_alarm_rate.to_bits()),
     }
-    for (i, w) in cfg.decoder_hidden.widths().iter().enumerate() {
-        put(OFF_DEC_WIDTHS + 4 * i, &(*w as u32).to_le_bytes());
-    }
-    put(OFF_NUM_PARAMS, &(p as u32).to_le_bytes());
-    if let Some(w) = &model.window {
-        put(OFF_WINDOW_LEN, &(w.len as u32).to_le_bytes());
-        put(OFF_HOP, &(w.hop as u32).to_le_bytes());
-        put(OFF_CHANNELS, &(w.channels as u32).to_le_bytes());
-        put(OFF_SAMPLE_RATE, &w.sample_rate_hz.to_le_bytes());
-    }
-    let (code, samples) = score_code(model.score);
-    put(OFF_SCORE, &[code]);
-    put(OFF_SCORE_SAMPLES, &(samples as u32).to_le_bytes());
-    if let Some(t) = &model.threshold {
-        put(OFF_THRESHOLD, &t.value.to_le_bytes());
-        put(OFF_FALSE_ALARM, &t.false_alarm_rate.to_le_bytes());
-    }
+    .swap_le();
 
     let (header, rest) = out.split_at_mut(HEADER_LEN);
-    header.copy_from_slice(&h);
+    header.copy_from_slice(bytemuck::bytes_of(&h));
     let floats = model
         .norm_offset
         .iter()

@@ -397,7 +397,8 @@ pub struct Simulator {
     rate: f64,
     enabled: [Kind; 3],
     n_enabled: usize,
-    pending: [Option<Episode>; INJECT_CAPACITY],
+    /// Injected episodes not yet over, in the order they were injected.
+    pending: heapless::Vec<Episode, INJECT_CAPACITY>,
     // Constants derived from the configuration.
     fs: f64,
     shaft_hz: f64,
@@ -520,7 +521,7 @@ impl Simulator {
             rate: cfg.anomaly_rate as f64,
             enabled,
             n_enabled,
-            pending: [None; INJECT_CAPACITY],
+            pending: heapless::Vec::new(),
             fs,
             shaft_hz,
             drift_max,
@@ -580,20 +581,10 @@ impl Simulator {
     pub fn inject(&mut self, episode: Episode) -> Result<(), Error> {
         episode.check()?;
         let now = self.n;
-        for slot in self.pending.iter_mut() {
-            if slot.is_some_and(|e| e.start + e.len as u64 <= now) {
-                *slot = None;
-            }
-        }
-        match self.pending.iter_mut().find(|s| s.is_none()) {
-            Some(slot) => {
-                *slot = Some(episode);
-                Ok(())
-            }
-            None => Err(Error::InvalidArgument(
-                "inject: INJECT_CAPACITY episodes already pending",
-            )),
-        }
+        self.pending.retain(|e| e.start + e.len as u64 > now);
+        self.pending.push(episode).map_err(|_| {
+            Error::InvalidArgument("inject: INJECT_CAPACITY episodes already pending")
+        })
     }
 
     /// The kind and strength of the episode sample `n` is in, if any.
@@ -603,7 +594,7 @@ impl Simulator {
                 return Some((e.kind, 1.0));
             }
         }
-        for e in self.pending.iter().flatten() {
+        for e in &self.pending {
             if e.contains(n) {
                 return Some((e.kind, 1.0));
             }

@@ -98,11 +98,12 @@ impl Opt {
         pool.install(|| {
             if second.is_empty() {
                 // Adagrad and SGD keep one moment.
-                chunks.try_for_each(|((pc, gc), fc)| rule.apply(pc, gc, fc, &mut []))
+                chunks
+                    .try_for_each(|((pc, gc), fc)| rule.apply_with(pc, gc, fc, &mut [], f32::sqrt))
             } else {
                 chunks
                     .zip(second.par_chunks_mut(CHUNK))
-                    .try_for_each(|(((pc, gc), fc), sc)| rule.apply(pc, gc, fc, sc))
+                    .try_for_each(|(((pc, gc), fc), sc)| rule.apply_with(pc, gc, fc, sc, f32::sqrt))
             }
         })
     }

@@ -126,6 +126,20 @@ impl<T: Real> StepRule<T> {
         first: &mut [T],
         second: &mut [T],
     ) -> Result<(), Error> {
+        self.apply_with(params, grads, first, second, T::sqrt)
+    }
+
+    /// [`StepRule::apply`] with the square root given: any correctly rounded one (IEEE 754
+    /// `squareRoot`, as [`Real::sqrt`] is) gives the same bits. The host trainer passes std's
+    /// `f32::sqrt`, which LLVM vectorizes (`vsqrtps`), where `libm::sqrtf` stays a scalar call.
+    pub fn apply_with(
+        &self,
+        params: &mut [T],
+        grads: &[T],
+        first: &mut [T],
+        second: &mut [T],
+        sqrt: impl Fn(T) -> T,
+    ) -> Result<(), Error> {
         let n = params.len();
         check_len("grads", n, grads.len())?;
         check_len("optimizer first moments", n, first.len())?;
@@ -148,7 +162,7 @@ impl<T: Real> StepRule<T> {
                 for ((p, g), s) in params.iter_mut().zip(grads).zip(first.iter_mut()) {
                     let g = *g + weight_decay * *p;
                     *s += g * g;
-                    *p -= lr * g / (s.sqrt() + eps);
+                    *p -= lr * g / (sqrt(*s) + eps);
                 }
             }
             StepRule::Adam {
@@ -172,7 +186,7 @@ impl<T: Real> StepRule<T> {
                     *v = beta2 * *v + (T::ONE - beta2) * g * g;
                     let mhat = *m / bc1;
                     let vhat = *v / bc2;
-                    *p -= lr * mhat / (vhat.sqrt() + eps);
+                    *p -= lr * mhat / (sqrt(vhat) + eps);
                 }
             }
         }
@@ -354,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn chunked_updates_give_the_bits_of_one_pass() {
+    fn chunked_updates_with_std_sqrt_give_the_bits_of_one_pass() {
         const N: usize = 1000;
         let p0: [f32; N] = core::array::from_fn(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0);
         let g: [f32; N] = core::array::from_fn(|i| ((i * 104_729) % 997) as f32 / 300.0 - 1.6);
@@ -383,6 +397,7 @@ mod tests {
             for _ in 0..3 {
                 let (f, s) = sw[..per * N].split_at_mut(N);
                 rule.apply(&mut pw, &g, f, s).unwrap();
+                // In chunks, with std's square root (the host trainer's call).
                 let (f, s) = sc[..per * N].split_at_mut(N);
                 let mut lo = 0;
                 for len in [1usize, 7, 256, 300, 436] {
@@ -392,7 +407,7 @@ mod tests {
                     } else {
                         &mut s[..0]
                     };
-                    rule.apply(&mut pc[lo..hi], &g[lo..hi], &mut f[lo..hi], s2)
+                    rule.apply_with(&mut pc[lo..hi], &g[lo..hi], &mut f[lo..hi], s2, f32::sqrt)
                         .unwrap();
                     lo = hi;
                 }

@@ -582,9 +582,9 @@ impl Simulator {
         episode.check()?;
         let now = self.n;
         self.pending.retain(|e| e.start + e.len as u64 > now);
-        self.pending.push(episode).map_err(|_| {
-            Error::InvalidArgument("inject: INJECT_CAPACITY episodes already pending")
-        })
+        self.pending
+            .push(episode)
+            .map_err(|_| Error::InvalidArgument("inject: INJECT_CAPACITY episodes already pending"))
     }
 
     /// The kind and strength of the episode sample `n` is in, if any.

@@ -503,6 +503,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         "valid_data": a.valid_data,
         "data_hash": data_hash,
         "train_rows": splits.train.len(),
+        "channels": splits.train.channel_names,
         "optimizer": format!("{optimizer:?}").to_lowercase(),
         "lr": lr,
         "weight_decay": a.weight_decay,
@@ -1127,6 +1128,20 @@ fn draw_samples(
     let mut z = vec![0f32; n * cfg.latent];
     vae_nostd::rng::fill_standard_normal(&mut Pcg64Mcg::seed_from_u64(seed), &mut z);
     let x = engine.decode_mean(&z, n)?;
+    if ck.window.is_some() && n <= AXIS_PANEL_ROWS {
+        let captions: Vec<String> = (0..n).map(|i| format!("sample {}", i + 1)).collect();
+        draw_axis_windows(
+            ck,
+            &x,
+            None,
+            &captions,
+            &vec![false; n],
+            &channel_names_of(ck, None),
+            "Samples from the prior, decoder means (paper Fig. 5)",
+            png,
+        )?;
+        return Ok(png.to_path_buf());
+    }
     draw_rows(
         ck,
         &x,
@@ -1137,6 +1152,118 @@ fn draw_samples(
         None,
     )?;
     Ok(png.to_path_buf())
+}
+
+/// Most windows drawn as per-axis rows ([`plot::axis_panels`]); more are drawn as a grid of
+/// small panels.
+const AXIS_PANEL_ROWS: usize = 12;
+
+/// The channel names of the data (`ds`, when given and named), else of the data the
+/// checkpoint was trained on (its `channels` metadata); empty when neither says.
+fn channel_names_of(ck: &Checkpoint, ds: Option<&Dataset>) -> Vec<String> {
+    match ds {
+        Some(d) if !d.channel_names.is_empty() => d.channel_names.clone(),
+        _ => ck
+            .info
+            .get("channels")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// The y-axis text of window pictures: milli-g for the built-in accelerometer.
+fn value_desc(ck: &Checkpoint) -> &'static str {
+    let data = ck.info.get("data").and_then(|v| v.as_str()).unwrap_or("");
+    if data.starts_with("synthetic") {
+        "mg, mean removed"
+    } else {
+        "value, mean removed"
+    }
+}
+
+/// Back to raw units: x = x' / scale + offset.
+fn raw_window(ck: &Checkpoint, x: &[f32]) -> Vec<f32> {
+    x.iter()
+        .zip(&ck.norm.offset)
+        .zip(&ck.norm.scale)
+        .map(|((v, o), s)| v / s + o)
+        .collect()
+}
+
+/// Draws normalized windows `x` (shape: `[n][D]`; with `overlay` of the same shape) as
+/// per-axis rows of panels, in raw units.
+#[allow(clippy::too_many_arguments)]
+fn draw_axis_windows(
+    ck: &Checkpoint,
+    x: &[f32],
+    overlay: Option<(&[f32], (&str, &str))>,
+    captions: &[String],
+    flagged: &[bool],
+    channel_names: &[String],
+    title: &str,
+    png: &Path,
+) -> Result<()> {
+    let d = ck.spec.input;
+    let wm = ck.window.context("not a model of windows")?;
+    let raw: Vec<Vec<f32>> = x.chunks_exact(d).map(|r| raw_window(ck, r)).collect();
+    let raw_over: Vec<Vec<f32>> = overlay.map_or_else(Vec::new, |(o, _)| {
+        o.chunks_exact(d).map(|r| raw_window(ck, r)).collect()
+    });
+    let rows: Vec<plot::PanelRow<'_>> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, w)| plot::PanelRow {
+            window: w,
+            overlay: raw_over.get(i).map(Vec::as_slice),
+            caption: captions.get(i).cloned().unwrap_or_default(),
+            flagged: flagged.get(i).copied().unwrap_or(false),
+        })
+        .collect();
+    plot::axis_panels(
+        png,
+        title,
+        &rows,
+        wm.channels,
+        channel_names,
+        wm.sample_rate_hz,
+        value_desc(ck),
+        overlay.map(|(_, names)| names),
+    )
+    .with_context(|| format!("{}", png.display()))?;
+    Ok(())
+}
+
+/// Up to `n` rows of `ds` worth looking at: the first window of each anomaly kind (at most
+/// `n - 1` of them) and then the first normal windows, in index order; the first `n` rows
+/// when there are no anomaly labels.
+fn showcase(ds: &Dataset, n: usize) -> Vec<usize> {
+    let n = n.min(ds.len());
+    let Some(labels) = ds
+        .labels
+        .as_ref()
+        .filter(|_| ds.label_names.first().map(String::as_str) == Some("normal"))
+    else {
+        return (0..n).collect();
+    };
+    let mut kinds: Vec<u32> = labels.iter().copied().filter(|&l| l != 0).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut idx: Vec<usize> = kinds
+        .iter()
+        .take(n.saturating_sub(1))
+        .filter_map(|&k| labels.iter().position(|&l| l == k))
+        .collect();
+    let rest = n - idx.len();
+    idx.extend((0..ds.len()).filter(|&i| labels[i] == 0).take(rest));
+    if idx.len() < n {
+        let more: Vec<usize> = (0..ds.len())
+            .filter(|i| !idx.contains(i))
+            .take(n - idx.len())
+            .collect();
+        idx.extend(more);
+    }
+    idx.sort_unstable();
+    idx
 }
 
 /// Draws rows as images (image data) or as windows (sensor data), in raw units.
@@ -1167,13 +1294,31 @@ fn draw_rows(
         let fallback = vec![f32::NAN; n];
         let sc = if sc.is_empty() { &fallback[..] } else { sc };
         let (lab, names) = labels.map_or((None, &[][..]), |(l, nm)| (Some(l), nm));
-        plot::windows_plot(png, title, &windows, wm.channels, sc, thr, lab, names)
-            .with_context(|| format!("{}", png.display()))?;
+        plot::windows_plot(
+            png,
+            title,
+            &windows,
+            wm.channels,
+            &channel_names_of(ck, None),
+            sc,
+            thr,
+            lab,
+            names,
+        )
+        .with_context(|| format!("{}", png.display()))?;
     } else {
         plot::image_grid(png, x, h, w, grid_cols(n), 3, Some(title))
             .with_context(|| format!("{}", png.display()))?;
     }
     Ok(())
+}
+
+/// The name of label `l` of `ds` (its number when unnamed).
+fn label_of(ds: &Dataset, l: u32) -> String {
+    ds.label_names
+        .get(l as usize)
+        .cloned()
+        .unwrap_or_else(|| l.to_string())
 }
 
 fn image_shape(ck: &Checkpoint) -> (usize, usize) {
@@ -1202,35 +1347,50 @@ fn draw_reconstructions(
     n: usize,
     png: &Path,
 ) -> Result<PathBuf> {
-    let (x, n) = train::fixed_subset(ds, n, binarize, 3);
     let cfg = engine.config();
-    let head = engine.encode(&x, n)?;
-    let mu: Vec<f32> = head
-        .chunks_exact(2 * cfg.latent)
-        .flat_map(|h| h[..cfg.latent].to_vec())
-        .collect();
-    let rec = engine.decode_mean(&mu, n)?;
     let d = cfg.input;
     if ck.window.is_some() {
-        // Sensor windows: each input followed by its reconstruction, captioned.
-        let mut rows = Vec::with_capacity(2 * n * d);
-        for i in 0..n {
-            rows.extend_from_slice(&x[i * d..(i + 1) * d]);
-            rows.extend_from_slice(&rec[i * d..(i + 1) * d]);
-        }
-        let labels: Vec<u32> = (0..2 * n as u32).map(|i| i % 2).collect();
-        let names = ["input".to_string(), "reconstruction (z = μ)".to_string()];
-        draw_rows(
+        // Sensor windows: the ones worth seeing (one per anomaly kind, then normal ones),
+        // each with its reconstruction (the decoder mean at z = μ) over it, per axis.
+        let idx = showcase(ds, n);
+        let sub = ds.subset(&idx);
+        let (x, n) = train::fixed_subset(&sub, idx.len(), binarize, 3);
+        let head = engine.encode(&x, n)?;
+        let mu: Vec<f32> = head
+            .chunks_exact(2 * cfg.latent)
+            .flat_map(|h| h[..cfg.latent].to_vec())
+            .collect();
+        let rec = engine.decode_mean(&mu, n)?;
+        let captions: Vec<String> = idx
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| match &sub.labels {
+                Some(l) => format!("test window #{i}: {}", label_of(&sub, l[k])),
+                None => format!("window #{i}"),
+            })
+            .collect();
+        let flagged: Vec<bool> = (0..n)
+            .map(|k| sub.labels.as_ref().is_some_and(|l| l[k] != 0))
+            .collect();
+        draw_axis_windows(
             ck,
-            &rows,
-            2 * n,
-            "Test windows and their reconstructions",
+            &x,
+            Some((&rec, ("window", "reconstruction (decoder mean, z = μ)"))),
+            &captions,
+            &flagged,
+            &channel_names_of(ck, Some(ds)),
+            "Windows over their reconstructions",
             png,
-            None,
-            Some((&labels, &names)),
         )?;
     } else {
         // Images: inputs above their reconstructions, row by row of the grid.
+        let (x, n) = train::fixed_subset(ds, n, binarize, 3);
+        let head = engine.encode(&x, n)?;
+        let mu: Vec<f32> = head
+            .chunks_exact(2 * cfg.latent)
+            .flat_map(|h| h[..cfg.latent].to_vec())
+            .collect();
+        let rec = engine.decode_mean(&mu, n)?;
         let cols = grid_cols(n).max(1);
         let mut rows = Vec::new();
         for start in (0..n).step_by(cols) {
@@ -1717,29 +1877,40 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
     let ds = &t.splits.test;
     let labels = ds.labels.clone().unwrap_or_default();
     let mut pictures = vec![t.curve_png.clone()];
-    let pick_idx: Vec<usize> = {
-        let mut v: Vec<usize> = (0..ds.len())
-            .filter(|&i| labels.get(i).copied().unwrap_or(0) == 0)
-            .take(6)
-            .collect();
-        v.extend(
-            (0..ds.len())
-                .filter(|&i| labels.get(i).copied().unwrap_or(0) != 0)
-                .take(6),
-        );
-        v
-    };
+    let pick_idx = showcase(ds, 6);
     let sub = ds.subset(&pick_idx);
-    let sub_scores: Vec<f32> = pick_idx.iter().map(|&i| sr.scores[i]).collect();
+    let captions: Vec<String> = pick_idx
+        .iter()
+        .map(|&i| {
+            format!(
+                "test window #{i}: {}, score {:.1}{}",
+                label_of(ds, labels.get(i).copied().unwrap_or(0)),
+                sr.scores[i],
+                if sr.scores[i] > cal.threshold {
+                    " > threshold"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect();
+    let flagged: Vec<bool> = pick_idx
+        .iter()
+        .map(|&i| sr.scores[i] > cal.threshold)
+        .collect();
     let png = out.join("windows_scored.png");
-    draw_rows(
+    draw_axis_windows(
         &t.ckpt,
         &sub.x,
-        sub.len(),
-        "Test windows (milli-g) with their anomaly scores",
+        None,
+        &captions,
+        &flagged,
+        &ds.channel_names,
+        &format!(
+            "Test windows and their anomaly scores (threshold {:.1}; red: above it)",
+            cal.threshold
+        ),
         &png,
-        Some((&sub_scores, cal.threshold)),
-        sub.labels.as_deref().map(|l| (l, &ds.label_names[..])),
     )?;
     pictures.push(png);
     let is_anom: Vec<bool> = labels.iter().map(|l| *l != 0).collect();
@@ -1779,15 +1950,19 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
     pictures.push(png);
     let head = t.engine.encode(&ds.x, ds.len())?;
     let z = t.engine.config().latent;
-    let pts: Vec<(f32, f32)> = head
+    let mu: Vec<f32> = head
         .chunks_exact(2 * z)
-        .map(|h| (h[0], if z > 1 { h[1] } else { 0.0 }))
+        .flat_map(|h| h[..z].to_vec())
         .collect();
+    let proj = host_trainer::pca::project_2d(&mu, z)
+        .context("latent means: no principal components (fewer than 2 test windows?)")?;
     let png = out.join("latent_means.png");
     plot::scatter(
         &png,
-        "Latent means μ(x) (first two dimensions) by label",
-        &pts,
+        &format!("Latent means μ(x) of the test windows (Z = {z}), first two principal components"),
+        &format!("PC 1 ({:.0} % of the variance)", 100.0 * proj.explained[0]),
+        &format!("PC 2 ({:.0} % of the variance)", 100.0 * proj.explained[1]),
+        &proj.points,
         ds.labels.as_deref(),
         &ds.label_names,
     )
@@ -1796,7 +1971,7 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
     pictures.push(draw_samples(
         &t.engine,
         &t.ckpt,
-        12,
+        4,
         seed,
         &out.join("samples.png"),
     )?);
@@ -1805,7 +1980,7 @@ pub fn default_job(out: &Path, threads: Option<usize>, seed: u64) -> Result<()> 
         &t.ckpt,
         ds,
         binarize,
-        6,
+        4,
         &out.join("reconstructions.png"),
     )?);
 

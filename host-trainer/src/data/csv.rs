@@ -386,6 +386,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         ));
     };
     let c = cols.len();
+    let channel_names: Vec<String> = cols.iter().map(|&i| names[i].clone()).collect();
 
     let mut source = format!("csv:{}", path.display());
     let q = opts.to_query();
@@ -417,6 +418,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             label_names,
             image: None,
             window: None,
+            channel_names,
             groups: None,
             warnings,
         });
@@ -541,6 +543,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             channels: c,
             sample_rate_hz,
         }),
+        channel_names,
         groups: group.map(|_| wg),
         warnings,
     })

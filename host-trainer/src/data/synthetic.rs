@@ -311,6 +311,7 @@ pub fn synthetic_splits(opts: &SyntheticOptions) -> Splits {
                 channels: 3,
                 sample_rate_hz: opts.sample_rate_hz,
             }),
+            channel_names: ["x", "y", "z"].map(String::from).to_vec(),
             groups: None,
             warnings: Vec::new(),
         }

@@ -1,0 +1,46 @@
+//! `bench`: training throughput on the reference shapes.
+
+use anyhow::Result;
+
+use host_trainer::bench;
+
+use super::threads_or_all;
+use crate::BenchArgs;
+
+/// `bench`.
+pub fn bench(a: &BenchArgs) -> Result<()> {
+    let all = threads_or_all(None);
+    let threads = a
+        .threads
+        .clone()
+        .unwrap_or_else(|| if all > 1 { vec![1, all] } else { vec![1] });
+    let (peak, ghz, fpc) = bench::peak_gflops_per_core();
+    if !a.json {
+        println!(
+            "f32 peak assumed: {peak:.0} GFLOP/s per core ({ghz:.2} GHz nominal × {fpc} flops/cycle)"
+        );
+        println!(
+            "{:<16} {:<18} {:>5} {:>7} {:>12} {:>9} {:>7}",
+            "case", "model", "batch", "threads", "samples/s", "GFLOP/s", "% peak"
+        );
+    }
+    for case in bench::cases() {
+        if let Some(only) = &a.cases
+            && !only.iter().any(|c| c == case.name)
+        {
+            continue;
+        }
+        for &t in &threads {
+            let r = bench::run_case(&case, t, a.seconds)?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{:<16} {:<18} {:>5} {:>7} {:>12.0} {:>9.1} {:>7.1}",
+                    r.case, r.arch, r.batch, r.threads, r.samples_per_s, r.gflops, r.peak_percent
+                );
+            }
+        }
+    }
+    Ok(())
+}

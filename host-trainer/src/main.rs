@@ -30,6 +30,9 @@ struct Cli {
     /// Seed of the default job.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// No progress bars in the default job.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +206,9 @@ pub struct EvalArgs {
     /// Seed for ε.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `sample` options.
@@ -286,6 +292,9 @@ pub struct ScoreArgs {
     /// Seed for sampled scores.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `export` options.
@@ -316,6 +325,9 @@ pub struct BenchArgs {
     /// Print JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Estimator names.
@@ -378,7 +390,7 @@ pub enum SplitArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        None => cmd::default_job(&cli.out, cli.threads, cli.seed),
+        None => cmd::default_job(&cli.out, cli.threads, cli.seed, cli.quiet),
         Some(Cmd::Train(a)) => cmd::train(&a).map(|_| ()),
         Some(Cmd::Eval(a)) => cmd::eval(&a),
         Some(Cmd::Sample(a)) => cmd::sample(&a),

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use host_trainer::bench;
 
-use super::threads_or_all;
+use super::{progress, threads_or_all};
 use crate::BenchArgs;
 
 /// `bench`.
@@ -24,23 +24,35 @@ pub fn bench(a: &BenchArgs) -> Result<()> {
             "case", "model", "batch", "threads", "samples/s", "GFLOP/s", "% peak"
         );
     }
-    for case in bench::cases() {
-        if let Some(only) = &a.cases
-            && !only.iter().any(|c| c == case.name)
-        {
-            continue;
-        }
+    let cases: Vec<_> = bench::cases()
+        .into_iter()
+        .filter(|case| {
+            a.cases
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|c| c == case.name))
+        })
+        .collect();
+    // A counting bar, moved between measurements only: no ticking thread competes with them.
+    let pb = progress::bar((cases.len() * threads.len()) as u64, "measuring", a.quiet);
+    for case in &cases {
         for &t in &threads {
-            let r = bench::run_case(&case, t, a.seconds)?;
-            if a.json {
-                println!("{}", serde_json::to_string(&r)?);
+            pb.set_message(format!(
+                "measuring {} on {t} threads ({} s)",
+                case.name, a.seconds
+            ));
+            let r = bench::run_case(case, t, a.seconds)?;
+            pb.inc(1);
+            let line = if a.json {
+                serde_json::to_string(&r)?
             } else {
-                println!(
+                format!(
                     "{:<16} {:<18} {:>5} {:>7} {:>12.0} {:>9.1} {:>7.1}",
                     r.case, r.arch, r.batch, r.threads, r.samples_per_s, r.gflops, r.peak_percent
-                );
-            }
+                )
+            };
+            pb.suspend(|| println!("{line}"));
         }
     }
+    pb.finish_and_clear();
     Ok(())
 }

@@ -8,7 +8,16 @@ use host_trainer::checkpoint;
 use host_trainer::engine::{Engine, Opt};
 use host_trainer::model::{Checkpoint, LikelihoodName, ModelSpec};
 
-use crate::{CkptArgs, OptimizerArg};
+use crate::{CkptArgs, OptimizerArg, SplitArg};
+
+/// A split's name in messages (`test`, not `Test`).
+pub(crate) fn split_name(s: SplitArg) -> &'static str {
+    match s {
+        SplitArg::Train => "training",
+        SplitArg::Valid => "validation",
+        SplitArg::Test => "test",
+    }
+}
 
 pub(crate) mod bench;
 pub(crate) mod data;
@@ -17,6 +26,7 @@ pub(crate) mod draw;
 pub(crate) mod eval;
 pub(crate) mod export;
 pub(crate) mod manifold;
+pub(crate) mod progress;
 pub(crate) mod reconstruct;
 pub(crate) mod sample;
 pub(crate) mod score;

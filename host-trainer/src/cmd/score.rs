@@ -14,7 +14,7 @@ use host_trainer::model::{Calibration, Checkpoint, ScoreName};
 use host_trainer::train::{self, Binarize};
 
 use super::data::{data_for, pick};
-use super::{engine_of, load_ckpt, threads_or_all};
+use super::{engine_of, load_ckpt, progress, threads_or_all};
 use crate::{ScoreArgs, SplitArg};
 
 /// What `score` found.
@@ -35,6 +35,9 @@ pub struct ScoreReport {
     pub scores: Vec<f32>,
 }
 
+/// The anomaly threshold for a false-alarm `rate` on the normal windows of `valid` (the
+/// core's split-conformal rule, the firmware's); progress on stderr unless `quiet`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn calibrate(
     engine: &Engine,
     valid: &Dataset,
@@ -43,6 +46,7 @@ pub(crate) fn calibrate(
     samples: usize,
     rate: f64,
     seed: u64,
+    quiet: bool,
 ) -> Result<Calibration> {
     let idx: Vec<usize> = (0..valid.len())
         .filter(|&i| valid.labels.as_ref().is_none_or(|l| l[i] == 0))
@@ -52,7 +56,15 @@ pub(crate) fn calibrate(
     }
     let normal = valid.subset(&idx);
     let (x, n) = train::fixed_subset(&normal, normal.len(), binarize, seed);
-    let mut s = engine.score(&x, n, score.kind(samples), seed)?;
+    let mut s = scores_of(
+        engine,
+        &x,
+        n,
+        score.kind(samples),
+        seed,
+        "calibrating on normal validation windows",
+        quiet,
+    )?;
     // The core's split-conformal rule, the one the firmware calibrates with.
     let t = vae_nostd::calibration::conformal_threshold(&mut s, rate as f32)
         .map_err(|e| anyhow::anyhow!("calibration on {n} normal validation windows: {e}"))?;
@@ -75,6 +87,42 @@ pub(crate) fn calibrate(
     })
 }
 
+/// Rows scored per step of the counting bar of a deterministic score.
+const SCORE_BLOCK: usize = 256;
+
+/// `engine.score` of `x [n][D]` with progress on stderr unless `quiet`: a counting bar over
+/// blocks of rows for −ELBO at z = μ, which draws nothing, so scoring it in blocks gives the
+/// same numbers; a spinner for sampled scores, whose ε the engine draws per chunk of the
+/// whole call.
+pub(crate) fn scores_of(
+    engine: &Engine,
+    x: &[f32],
+    n: usize,
+    kind: vae_nostd::ScoreKind,
+    seed: u64,
+    what: &str,
+    quiet: bool,
+) -> Result<Vec<f32>> {
+    if !matches!(kind, vae_nostd::ScoreKind::NegElboAtMean) {
+        return Ok(progress::with_spinner(what, quiet, || {
+            engine.score(x, n, kind, seed)
+        })?);
+    }
+    let d = x.len() / n.max(1);
+    let pb = progress::bar(n as u64, what, quiet);
+    let mut out = Vec::with_capacity(n);
+    for lo in (0..n).step_by(SCORE_BLOCK) {
+        let hi = (lo + SCORE_BLOCK).min(n);
+        out.extend(engine.score(&x[lo * d..hi * d], hi - lo, kind, seed)?);
+        pb.set_position(hi as u64);
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+/// Scores every row of `ds`, writes them to `csv` (with the anomaly flag when the checkpoint
+/// has a threshold for this score), and measures them against the labels; progress on
+/// stderr unless `quiet`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn score_split(
     engine: &Engine,
@@ -85,9 +133,18 @@ pub(crate) fn score_split(
     samples: usize,
     seed: u64,
     csv: &Path,
+    quiet: bool,
 ) -> Result<ScoreReport> {
     let (x, n) = train::fixed_subset(ds, ds.len(), binarize, seed);
-    let scores = engine.score(&x, n, score.kind(samples), seed)?;
+    let scores = scores_of(
+        engine,
+        &x,
+        n,
+        score.kind(samples),
+        seed,
+        &format!("scoring {n} windows"),
+        quiet,
+    )?;
     // A threshold only applies to the score it was calibrated on.
     let cal = ck.calibration.filter(|c| c.score == score);
     let mut text = String::from("index,score,label,anomaly\n");
@@ -157,6 +214,7 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
             a.samples,
             a.false_alarm_rate,
             a.seed,
+            a.quiet,
         )?;
         ck.calibration = Some(c);
     }
@@ -169,7 +227,7 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
         );
     }
     let r = score_split(
-        &engine, &ck, scored, binarize, a.score, a.samples, a.seed, &a.csv,
+        &engine, &ck, scored, binarize, a.score, a.samples, a.seed, &a.csv, a.quiet,
     )?;
     let baselines = match (&scored.labels, splits.train.is_empty()) {
         (Some(l), false) => {

@@ -14,6 +14,7 @@ use host_trainer::data::spec::{DataSpec, parse_data_spec};
 use host_trainer::data::split::fit_normalization;
 use host_trainer::data::{Dataset, Splits};
 use host_trainer::engine::{Engine, derive_seed};
+use host_trainer::export;
 use host_trainer::model::{
     ActivationName, Checkpoint, EarlyStopState, LikelihoodName, ModelSpec, Normalization,
     TrainState, WindowMeta,
@@ -158,6 +159,23 @@ pub struct Trained {
     pub samples_per_s: f64,
     /// Learning-curve picture.
     pub curve_png: PathBuf,
+    /// The training configuration the run used (budget, batch, early stopping).
+    pub config: TrainConfig,
+}
+
+/// A training budget in words: `100 epochs`, `5000 steps`, `60000 training samples`.
+pub(crate) fn budget_words(b: Budget) -> String {
+    match b {
+        Budget::Epochs(1) => "1 epoch".into(),
+        Budget::Epochs(e) => format!("{e} epochs"),
+        Budget::Steps(s) => format!("{s} steps"),
+        Budget::Samples(s) => format!("{s} training samples"),
+    }
+}
+
+/// Layer widths as on the command line: `512,384,256`.
+fn widths(w: &[usize]) -> String {
+    w.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
 pub(crate) fn check_args(a: &TrainArgs) -> Result<()> {
@@ -471,16 +489,12 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     let show = !a.quiet;
     let total = train::total_steps(&tc, splits.train.len());
     eprintln!(
-        "training {}-{:?}-{} {:?} {:?} on {} ({} rows, {} validation), batch {batch}, {total} steps ({:?}{}), {} threads",
-        spec.input,
-        spec.encoder_hidden,
-        spec.latent,
-        spec.activation,
-        spec.likelihood,
+        "training {} on {} ({} rows, {} validation), batch {batch}, {total} steps ({}{}), {} threads",
+        export::describe(&cfg),
         data_spec,
         splits.train.len(),
         splits.valid.len(),
-        budget,
+        budget_words(budget),
         if min_steps > 0 {
             format!(", at least {min_steps}")
         } else {
@@ -490,7 +504,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     );
     if kind_of(&splits.train) != Kind::Image {
         let chosen: Vec<String> = [
-            a.hidden.is_none().then(|| format!("hidden {:?}", spec.encoder_hidden)),
+            a.hidden.is_none().then(|| format!("hidden {}", widths(&spec.encoder_hidden))),
             a.latent.is_none().then(|| {
                 format!(
                     "latent {} (a tenth of the {} training rows, between 2 and 8)",
@@ -498,7 +512,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
                     splits.train.len()
                 )
             }),
-            a.lr.is_none().then(|| format!("{optimizer:?} lr {lr}")),
+            a.lr.is_none().then(|| format!("{} lr {lr}", format!("{optimizer:?}").to_lowercase())),
             (a.min_steps.is_none() && min_steps > 0)
                 .then(|| format!("at least {min_steps} steps (tens of windows still get a real optimization)")),
             a.patience.is_none().then(|| {
@@ -631,6 +645,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         seconds,
         samples_per_s,
         curve_png,
+        config: tc,
     })
 }
 

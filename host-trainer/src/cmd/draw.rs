@@ -186,3 +186,36 @@ pub(crate) fn image_shape(ck: &Checkpoint) -> (usize, usize) {
         d => (1, d),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(labels: &[u32]) -> Dataset {
+        Dataset {
+            dim: 1,
+            x: vec![0.0; labels.len()],
+            labels: Some(labels.to_vec()),
+            label_names: ["normal", "a", "b"].map(String::from).to_vec(),
+            ..Dataset::default()
+        }
+    }
+
+    /// One window per anomaly kind (the first of each), then normal ones, in index order;
+    /// at least one normal window when there is room.
+    #[test]
+    fn showcase_picks_each_kind_and_normal_windows() {
+        let ds = labelled(&[0, 0, 1, 1, 0, 2, 0]);
+        assert_eq!(showcase(&ds, 4), [0, 1, 2, 5]);
+        assert_eq!(showcase(&ds, 2), [0, 2]);
+        assert_eq!(showcase(&ds, 20), (0..7).collect::<Vec<_>>());
+        // Only anomalies: filled with more of them.
+        assert_eq!(showcase(&labelled(&[1, 1, 2]), 3), [0, 1, 2]);
+        // No anomaly labels: the first rows.
+        let plain = Dataset {
+            labels: None,
+            ..labelled(&[0, 0, 0])
+        };
+        assert_eq!(showcase(&plain, 2), [0, 1]);
+    }
+}

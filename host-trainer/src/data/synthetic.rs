@@ -374,6 +374,7 @@ mod tests {
                 d.label_names,
                 ["normal", "bearing", "imbalance", "looseness"]
             );
+            assert_eq!(d.channel_names, ["x", "y", "z"]);
             assert_eq!(
                 d.window,
                 Some(Window {

@@ -377,6 +377,13 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Whether scores from `lo` to `hi` are drawn on a log axis: all positive and spanning more
+/// than a factor of 4 (anomaly scores are often orders of magnitude above normal ones, which a
+/// linear axis would flatten into its floor).
+fn wants_log(lo: f64, hi: f64) -> bool {
+    lo > 0.0 && hi / lo > 4.0 && (hi / lo).is_finite()
+}
+
 /// A log-axis tick label: only 1, 2 and 5 times a power of ten are labelled (plotters puts a
 /// tick at every integer multiple, whose labels run into each other).
 fn fmt_log_tick(v: f64) -> String {
@@ -957,7 +964,8 @@ const PANEL_H: u64 = 170;
 /// index, score and label name (`label_names[label]`, or `label N` past its end); panels
 /// whose score exceeds `threshold` get a thick red frame (a NaN score is left out of the
 /// caption; `threshold = f32::MAX` drops the frame key from the legend). A legend row under the title names
-/// the channel colours, by [`channel_labels`] of `channel_names`.
+/// the channel colours, by [`channel_labels`] of `channel_names`. Each panel shows its window
+/// with the mean of each channel removed ([`window_traces`]), x in steps.
 ///
 /// Shape of each window: `[len][channels]`, interleaved. Errors on no windows, a zero
 /// `channels`, a window that is empty or not a whole number of `channels`-frames, `scores`
@@ -1065,7 +1073,10 @@ fn draw_window_panel(
     }
     let inner = panel.margin(5, 5, 5, 5);
     let len = win.len() / channels;
-    let yb = finite_bounds(win.iter().map(|&v| v as f64)).unwrap_or((-1.0, 1.0));
+    // Each channel's mean removed, as in `axis_panels`: one channel's offset (gravity) must
+    // not flatten the others.
+    let tr = window_traces(win, None, channels, 0.0)?;
+    let yb = finite_bounds(tr.values.iter().flatten().copied()).unwrap_or((-1.0, 1.0));
     let caption_color = if flagged { ANOMALY_RED } else { BLACK };
     let mut chart = ChartBuilder::on(&inner)
         .caption(caption, font(SMALL_PX).color(&caption_color))
@@ -1088,13 +1099,9 @@ fn draw_window_panel(
         let mut run: Vec<(f64, f64)> = Vec::with_capacity(len);
         let color = palette(c);
         for t in 0..=len {
-            let v = if t < len {
-                win[t * channels + c]
-            } else {
-                f32::NAN
-            };
+            let v = if t < len { tr.values[c][t] } else { f64::NAN };
             if v.is_finite() {
-                run.push((t as f64, v as f64));
+                run.push((t as f64, v));
             } else if !run.is_empty() {
                 chart.draw_series(LineSeries::new(run.drain(..), color.stroke_width(1)))?;
             }
@@ -1430,7 +1437,7 @@ pub fn histogram_bins(
     };
     let t = threshold as f64;
     let (lo, hi) = (lo.min(t), hi.max(t));
-    let log = lo > 0.0 && hi / lo > 4.0 && (hi / lo).is_finite();
+    let log = wants_log(lo, hi);
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
@@ -1588,7 +1595,8 @@ pub fn score_histogram(
 /// Draws the score of each window against its index with a dashed line at `threshold`;
 /// windows scoring above it are marked with red dots, and when `labels` is given, windows
 /// with a non-zero label (true anomalies) are shaded in light red behind the curve.
-/// Non-finite scores are skipped.
+/// Non-finite scores are skipped. The score axis is logarithmic when every score is positive
+/// and they span more than a factor of 4.
 pub fn score_timeline(
     path: &Path,
     title: &str,
@@ -1605,7 +1613,16 @@ pub fn score_timeline(
     let Some((lo, hi)) = finite_bounds(scores.iter().map(|&v| v as f64)) else {
         return Err(PlotError::Empty("no finite score"));
     };
-    let yr = padded((lo.min(t), hi.max(t)))?;
+    let (lo, hi) = (lo.min(t), hi.max(t));
+    // Anomalies can score orders of magnitude above normal windows and the threshold, which a
+    // linear axis flattens into its floor: log scale when every score is positive and they
+    // span more than a factor of 4 (the rule of `histogram_bins`).
+    let log_y = wants_log(lo, hi);
+    let yr = if log_y {
+        lo / 1.1..hi * 1.1
+    } else {
+        padded((lo, hi))?
+    };
     let mut entries = vec![
         Entry::new("score", SCORE_BLUE, Marker::Line),
         Entry::new(format!("threshold {}", fmt_num(t)), BLACK, Marker::Dashed),
@@ -1623,57 +1640,73 @@ pub fn score_timeline(
     let width = (n as u64 * 2).clamp(900, 4000) + legend_w as u64;
     render(path, (width, 420), |root| {
         let (plot, side) = layout(root, title, legend_w)?;
-        let mut chart = ChartBuilder::on(&plot)
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc("window")
+                    .y_desc(if log_y { "score (log scale)" } else { "score" })
+                    .axis_desc_style(font(DESC_PX))
+                    .label_style(font(TICK_PX))
+                    .x_label_formatter(&|v| fmt_num(*v))
+                    .y_label_formatter(&|v| {
+                        if log_y { fmt_log_tick(*v) } else { fmt_num(*v) }
+                    })
+                    .light_line_style(LIGHT_GRID)
+                    .bold_line_style(BOLD_GRID)
+                    .draw()?;
+                if let Some(l) = labels {
+                    let bands = l
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| **l != 0)
+                        .map(|(i, _)| {
+                            Rectangle::new(
+                                [(i as f64 - 0.5, yr.start), (i as f64 + 0.5, yr.end)],
+                                ANOMALY_RED.mix(0.2).filled(),
+                            )
+                        });
+                    chart.draw_series(bands)?;
+                }
+                let mut run: Vec<(f64, f64)> = Vec::new();
+                for i in 0..=n {
+                    let v = scores.get(i).copied().unwrap_or(f32::NAN);
+                    if v.is_finite() {
+                        run.push((i as f64, v as f64));
+                    } else if !run.is_empty() {
+                        chart.draw_series(LineSeries::new(
+                            run.drain(..),
+                            SCORE_BLUE.stroke_width(2),
+                        ))?;
+                    }
+                }
+                chart.draw_series(DashedLineSeries::new(
+                    [(-0.5, t), (n as f64 - 0.5, t)],
+                    8,
+                    5,
+                    BLACK.stroke_width(2),
+                ))?;
+                let r = if n > 400 { 3 } else { 4 };
+                let flagged = scores
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.is_finite() && **s > threshold)
+                    .map(|(i, &s)| Circle::new((i as f64, s as f64), r, ANOMALY_RED.filled()));
+                chart.draw_series(flagged)?;
+            }};
+        }
+        let mut builder = ChartBuilder::on(&plot);
+        builder
             .margin(12)
             .x_label_area_size(52)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), yr.clone())?;
-        chart
-            .configure_mesh()
-            .x_desc("window")
-            .y_desc("score")
-            .axis_desc_style(font(DESC_PX))
-            .label_style(font(TICK_PX))
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .light_line_style(LIGHT_GRID)
-            .bold_line_style(BOLD_GRID)
-            .draw()?;
-        if let Some(l) = labels {
-            let bands = l
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| **l != 0)
-                .map(|(i, _)| {
-                    Rectangle::new(
-                        [(i as f64 - 0.5, yr.start), (i as f64 + 0.5, yr.end)],
-                        ANOMALY_RED.mix(0.2).filled(),
-                    )
-                });
-            chart.draw_series(bands)?;
+            .y_label_area_size(70);
+        let xr = -0.5..(n as f64 - 0.5);
+        if log_y {
+            finish!(builder.build_cartesian_2d(xr, yr.clone().log_scale())?);
+        } else {
+            finish!(builder.build_cartesian_2d(xr, yr.clone())?);
         }
-        let mut run: Vec<(f64, f64)> = Vec::new();
-        for i in 0..=n {
-            let v = scores.get(i).copied().unwrap_or(f32::NAN);
-            if v.is_finite() {
-                run.push((i as f64, v as f64));
-            } else if !run.is_empty() {
-                chart.draw_series(LineSeries::new(run.drain(..), SCORE_BLUE.stroke_width(2)))?;
-            }
-        }
-        chart.draw_series(DashedLineSeries::new(
-            [(-0.5, t), (n as f64 - 0.5, t)],
-            8,
-            5,
-            BLACK.stroke_width(2),
-        ))?;
-        let r = if n > 400 { 3 } else { 4 };
-        let flagged = scores
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_finite() && **s > threshold)
-            .map(|(i, &s)| Circle::new((i as f64, s as f64), r, ANOMALY_RED.filled()));
-        chart.draw_series(flagged)?;
         draw_legend(&side, &entries, 4, 12)
     })
 }
@@ -2324,6 +2357,15 @@ mod tests {
         let p = d.path().join("hist.png");
         score_histogram(&p, "scores", &normal, &anomalous, 150.0).unwrap();
         assert!(pixels_of(&p, BLACK) > 100, "no threshold line and label");
+    }
+
+    #[test]
+    fn log_axes_for_positive_scores_spanning_a_factor_over_four() {
+        assert!(wants_log(100.0, 4000.0));
+        assert!(!wants_log(100.0, 150.0));
+        assert!(!wants_log(-1.0, 4000.0));
+        assert!(!wants_log(0.0, 4000.0));
+        assert!(!wants_log(1e-300, 1e300 * 1e10));
     }
 
     #[test]

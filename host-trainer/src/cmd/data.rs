@@ -25,6 +25,7 @@ pub(crate) enum Kind {
     Table,
 }
 
+/// What kind of rows `ds` has, for defaults.
 pub(crate) fn kind_of(ds: &Dataset) -> Kind {
     if ds.image.is_some() {
         Kind::Image
@@ -268,6 +269,7 @@ pub(crate) fn data_for(
     Ok((splits, binarize))
 }
 
+/// The split `s` of `splits`.
 pub(crate) fn pick(splits: &Splits, s: SplitArg) -> &Dataset {
     match s {
         SplitArg::Train => &splits.train,

@@ -8,6 +8,7 @@ use host_trainer::data::Dataset;
 use host_trainer::model::Checkpoint;
 use host_trainer::plot;
 
+/// Columns of a square-ish grid of `n` tiles.
 pub(crate) fn grid_cols(n: usize) -> usize {
     ((n as f64).sqrt().ceil() as usize).max(1)
 }
@@ -179,6 +180,7 @@ pub(crate) fn label_of(ds: &Dataset, l: u32) -> String {
         .unwrap_or_else(|| l.to_string())
 }
 
+/// `(height, width)` of the model's rows drawn as images: MNIST, Frey Face, else one row.
 pub(crate) fn image_shape(ck: &Checkpoint) -> (usize, usize) {
     match ck.spec.input {
         784 => (28, 28),

@@ -68,6 +68,7 @@ pub fn manifold(a: &ManifoldArgs) -> Result<()> {
     Ok(())
 }
 
+/// Decodes a `grid` × `grid` Φ⁻¹ grid of the 2-D latent space and draws it to `png`.
 pub(crate) fn draw_manifold(
     engine: &Engine,
     ck: &Checkpoint,
@@ -99,7 +100,7 @@ pub(crate) fn draw_manifold(
             ck,
             &x,
             grid * grid,
-            "Learned 2-D manifold (Φ⁻¹ grid)",
+            "Learned 2-D manifold (Φ⁻¹ grid; each window's channel means removed)",
             png,
             None,
             None,

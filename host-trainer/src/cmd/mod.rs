@@ -42,6 +42,7 @@ pub(crate) use sample::sample;
 pub(crate) use score::score;
 pub(crate) use train::train;
 
+/// `t` threads, or all cores; at least 1.
 pub(crate) fn threads_or_all(t: Option<usize>) -> usize {
     t.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -51,6 +52,7 @@ pub(crate) fn threads_or_all(t: Option<usize>) -> usize {
     .max(1)
 }
 
+/// The optimizer `o` with step size `lr` and weight decay `wd`.
 pub(crate) fn opt_of(o: OptimizerArg, lr: f32, wd: f32) -> Opt {
     match o {
         OptimizerArg::Adagrad => Opt::Adagrad(Adagrad {
@@ -70,6 +72,7 @@ pub(crate) fn opt_of(o: OptimizerArg, lr: f32, wd: f32) -> Opt {
     }
 }
 
+/// Loads `--checkpoint` (with `--activation` for one without metadata).
 pub(crate) fn load_ckpt(a: &CkptArgs) -> Result<Checkpoint> {
     let hint = a.activation.map(|act| ModelSpec {
         input: 0,
@@ -83,6 +86,7 @@ pub(crate) fn load_ckpt(a: &CkptArgs) -> Result<Checkpoint> {
         .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))
 }
 
+/// An engine holding the checkpoint's parameters, for inference on `threads` threads.
 pub(crate) fn engine_of(ck: &Checkpoint, threads: usize) -> Result<Engine> {
     let cfg = ck.spec.config()?;
     Ok(Engine::new(

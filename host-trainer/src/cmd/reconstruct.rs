@@ -27,6 +27,8 @@ pub fn reconstruct(a: &ReconstructArgs) -> Result<()> {
     Ok(())
 }
 
+/// Draws `n` rows of `ds` with their reconstructions (decoder mean at z = μ) to `png`:
+/// sensor windows per axis, images as tiles.
 pub(crate) fn draw_reconstructions(
     engine: &Engine,
     ck: &Checkpoint,

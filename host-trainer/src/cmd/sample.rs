@@ -22,6 +22,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// Draws `n` samples from the prior, decoded (decoder means), to `png`.
 pub(crate) fn draw_samples(
     engine: &Engine,
     ck: &Checkpoint,

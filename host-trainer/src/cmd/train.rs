@@ -26,10 +26,10 @@ use super::data::{Kind, kind_of, load_splits, load_whole, normal_rows};
 use super::{opt_of, threads_or_all};
 use crate::{BinarizeArg, EstimatorArg, InitArg, OptimizerArg, TrainArgs};
 
-pub(crate) const TAG_INIT: u64 = 10;
+const TAG_INIT: u64 = 10;
 
 /// Defaults that depend on the data.
-pub(crate) struct Defaults {
+struct Defaults {
     hidden: Vec<usize>,
     latent: usize,
     activation: ActivationName,
@@ -48,7 +48,9 @@ pub(crate) struct Defaults {
     check_every: u64,
 }
 
-pub(crate) fn defaults(ds: &Dataset) -> Defaults {
+/// The defaults for the kind of rows `ds` has: the paper's for MNIST and Frey Face, a small Gaussian
+/// model for sensor windows and tables.
+fn defaults(ds: &Dataset) -> Defaults {
     match (kind_of(ds), ds.image) {
         // The paper's Frey Face model: Gaussian decoder with sigmoid mean, 200 hidden units.
         (Kind::Image, Some((28, 20))) => Defaults {
@@ -112,7 +114,7 @@ pub(crate) fn defaults(ds: &Dataset) -> Defaults {
     }
 }
 
-pub(crate) fn binarize_of(b: BinarizeArg) -> Binarize {
+fn binarize_of(b: BinarizeArg) -> Binarize {
     match b {
         BinarizeArg::None => Binarize::None,
         BinarizeArg::Threshold => Binarize::Threshold(0.5),
@@ -120,7 +122,7 @@ pub(crate) fn binarize_of(b: BinarizeArg) -> Binarize {
     }
 }
 
-pub(crate) fn estimator_name(e: EstimatorArg) -> &'static str {
+fn estimator_name(e: EstimatorArg) -> &'static str {
     match e {
         EstimatorArg::Analytic => "analytic",
         EstimatorArg::Mc => "mc",
@@ -178,7 +180,7 @@ fn widths(w: &[usize]) -> String {
     w.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
 }
 
-pub(crate) fn check_args(a: &TrainArgs) -> Result<()> {
+fn check_args(a: &TrainArgs) -> Result<()> {
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
@@ -649,7 +651,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     })
 }
 
-pub(crate) fn draw_curves(curve: &[CurvePoint], png: &Path) -> Result<()> {
+fn draw_curves(curve: &[CurvePoint], png: &Path) -> Result<()> {
     let pts = |f: &dyn Fn(&CurvePoint) -> f64| -> Vec<(f64, f64)> {
         curve
             .iter()

@@ -69,7 +69,7 @@ pub(crate) fn draw_reconstructions(
             &captions,
             &flagged,
             &channel_names_of(ck, Some(ds)),
-            "Windows over their reconstructions",
+            "Windows over their reconstructions (red: labelled anomalous)",
             png,
         )?;
     } else {

@@ -15,7 +15,7 @@
 //!   training mean of channel c; L = ln E; score = |L − mean L| / sd L over the training
 //!   windows (an anomaly may be too quiet as well as too loud).
 
-use nalgebra::{DMatrix, SymmetricEigen};
+use nalgebra::DMatrix;
 
 use crate::data::Dataset;
 use crate::model::Normalization;
@@ -99,36 +99,19 @@ impl Pca {
         for (j, &c) in centre.iter().enumerate() {
             z.column_mut(j).iter_mut().for_each(|v| *v -= c);
         }
-        // Eigenpairs of the covariance, from whichever side is smaller.
-        let (values, vectors) = if n >= d {
-            let eig = SymmetricEigen::new(z.transpose() * &z / n as f64);
-            (eig.eigenvalues, eig.eigenvectors)
-        } else {
-            let eig = SymmetricEigen::new(&z * z.transpose() / n as f64);
-            // v = Zᵀu / ‖Zᵀu‖ for each Gram eigenvector u.
-            let mut v = z.transpose() * eig.eigenvectors;
-            for mut col in v.column_iter_mut() {
-                let norm = col.norm();
-                if norm > 0.0 {
-                    col /= norm;
-                }
-            }
-            (eig.eigenvalues, v)
-        };
-        let mut order: Vec<usize> = (0..values.len()).collect();
-        order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+        let (values, vectors) = crate::pca::principal_axes(&z);
         let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
         let mut k = 0;
         let mut acc = 0.0;
-        for &i in &order {
+        for &v in &values {
             k += 1;
-            acc += values[i].max(0.0);
+            acc += v.max(0.0);
             if total <= 0.0 || acc / total >= PCA_VARIANCE {
                 break;
             }
         }
         let k = k.min(n - 1).min(d).max(1);
-        let basis = DMatrix::from_fn(d, k, |r, c| vectors[(r, order[c])]);
+        let basis = vectors.columns(0, k).into_owned();
         Some(Pca {
             mu,
             sd,

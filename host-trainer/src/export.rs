@@ -118,6 +118,23 @@ fn arch(c: &VaeConfig) -> String {
     format!("{} / {} {act}", join(enc), join(dec))
 }
 
+/// A model in words: `192-128-8 tanh, Gaussian decoder (σ ≥ 0.1)` (input, encoder widths and
+/// latent dimension, the hidden nonlinearity and the decoder); the decoder's widths are
+/// spelled out (`6-5-4-2 / 2-3-6 tanh, ...`) when they do not mirror the encoder's.
+pub fn describe(c: &VaeConfig) -> String {
+    let mirrored: Vec<usize> = c.encoder_hidden.widths().iter().rev().copied().collect();
+    let arch = arch(c);
+    let arch = if mirrored == c.decoder_hidden.widths() {
+        match arch.split_once(" / ") {
+            Some((enc, rest)) => format!("{enc}{}", &rest[rest.find(' ').unwrap_or(0)..]),
+            None => arch,
+        }
+    } else {
+        arch
+    };
+    format!("{arch}, {}", likelihood_name(c.likelihood))
+}
+
 fn likelihood_name(l: Likelihood) -> &'static str {
     match l {
         Likelihood::Bernoulli => "Bernoulli decoder",
@@ -527,5 +544,27 @@ mod tests {
             export_rust(&c, &model).unwrap_err().kind,
             ExportErrorKind::RustPath
         ));
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    #[test]
+    fn describe_speaks_in_words() {
+        let floor = Likelihood::Gaussian {
+            sigmoid_mean: false,
+            floor: true,
+        };
+        let c = VaeConfig::new(192, &[128], 8, Activation::Tanh, floor);
+        assert_eq!(describe(&c), "192-128-8 tanh, Gaussian decoder (σ ≥ 0.1)");
+        let c = VaeConfig::new(784, &[500], 20, Activation::Relu, Likelihood::Bernoulli);
+        assert_eq!(describe(&c), "784-500-20 ReLU, Bernoulli decoder");
+        let c = c.with_decoder_hidden(&[64, 32]);
+        assert_eq!(
+            describe(&c),
+            "784-500-20 / 20-64-32-784 ReLU, Bernoulli decoder"
+        );
     }
 }

@@ -12,5 +12,6 @@ pub mod io;
 pub mod kernel;
 pub mod metrics;
 pub mod model;
+pub mod pca;
 pub mod plot;
 pub mod train;

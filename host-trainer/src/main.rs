@@ -3,7 +3,7 @@
 //! With no arguments it runs the default job: a sensor-anomaly model on the built-in synthetic
 //! vibration data, trained, evaluated, calibrated, drawn and exported for the firmware.
 
-mod app;
+mod cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +30,9 @@ struct Cli {
     /// Seed of the default job.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// No progress bars in the default job.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +206,9 @@ pub struct EvalArgs {
     /// Seed for ε.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `sample` options.
@@ -286,6 +292,9 @@ pub struct ScoreArgs {
     /// Seed for sampled scores.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `export` options.
@@ -316,6 +325,9 @@ pub struct BenchArgs {
     /// Print JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Estimator names.
@@ -378,15 +390,15 @@ pub enum SplitArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        None => app::default_job(&cli.out, cli.threads, cli.seed),
-        Some(Cmd::Train(a)) => app::train(&a).map(|_| ()),
-        Some(Cmd::Eval(a)) => app::eval(&a),
-        Some(Cmd::Sample(a)) => app::sample(&a),
-        Some(Cmd::Reconstruct(a)) => app::reconstruct(&a),
-        Some(Cmd::Manifold(a)) => app::manifold(&a),
-        Some(Cmd::Score(a)) => app::score(&a).map(|_| ()),
-        Some(Cmd::Export(a)) => app::export(&a).map(|_| ()),
-        Some(Cmd::Bench(a)) => app::bench(&a),
+        None => cmd::default_job(&cli.out, cli.threads, cli.seed, cli.quiet),
+        Some(Cmd::Train(a)) => cmd::train(&a).map(|_| ()),
+        Some(Cmd::Eval(a)) => cmd::eval(&a),
+        Some(Cmd::Sample(a)) => cmd::sample(&a),
+        Some(Cmd::Reconstruct(a)) => cmd::reconstruct(&a),
+        Some(Cmd::Manifold(a)) => cmd::manifold(&a),
+        Some(Cmd::Score(a)) => cmd::score(&a).map(|_| ()),
+        Some(Cmd::Export(a)) => cmd::export(&a).map(|_| ()),
+        Some(Cmd::Bench(a)) => cmd::bench(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

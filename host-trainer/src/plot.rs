@@ -377,6 +377,30 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
+/// Whether scores from `lo` to `hi` are drawn on a log axis: all positive and spanning more
+/// than a factor of 4 (anomaly scores are often orders of magnitude above normal ones, which a
+/// linear axis would flatten into its floor).
+fn wants_log(lo: f64, hi: f64) -> bool {
+    lo > 0.0 && hi / lo > 4.0 && (hi / lo).is_finite()
+}
+
+/// A log-axis tick label: only 1, 2 and 5 times a power of ten are labelled (plotters puts a
+/// tick at every integer multiple, whose labels run into each other).
+fn fmt_log_tick(v: f64) -> String {
+    if !(v > 0.0 && v.is_finite()) {
+        return String::new();
+    }
+    let mantissa = v / 10f64.powf(v.log10().floor());
+    if [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 1e-6 * m)
+    {
+        fmt_num(v)
+    } else {
+        String::new()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Canvas: allocation, size checks, PNG encoding, atomic write
 // ---------------------------------------------------------------------------------------------
@@ -856,10 +880,13 @@ where
 /// Draws 2-D points (e.g. latent means), coloured by label when `labels` is given, with a
 /// legend naming each label present (`label_names[label]`, or `label N` past the end of
 /// `label_names`). Colours: 20 distinct ones, repeating from label 20 on. Non-finite points
-/// are skipped.
+/// are skipped. `x_label` and `y_label` name the axes (no name when empty).
+#[allow(clippy::too_many_arguments)]
 pub fn scatter(
     path: &Path,
     title: &str,
+    x_label: &str,
+    y_label: &str,
     points: &[(f32, f32)],
     labels: Option<&[u32]>,
     label_names: &[String],
@@ -889,24 +916,33 @@ pub fn scatter(
     // Small points for big clouds, so structure stays visible.
     let radius = if points.len() > 5000 { 2 } else { 3 };
     let (xr, yr) = (padded(xb)?, padded(yb)?);
-    render(path, (640 + legend_w as u64, 600), |root| {
+    let width = (640 + legend_w as u64).max(text_size(title, TITLE_PX, true)?.0 as u64 + 20);
+    // Label 0 (normal, or the first class) first: rarer classes drawn over it stay visible.
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    if let Some(l) = labels {
+        order.sort_by_key(|&i| l[i]);
+    }
+    render(path, (width, 600), |root| {
         let (plot, side) = layout(root, title, legend_w)?;
         let mut chart = ChartBuilder::on(&plot)
             .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+            .x_label_area_size(if x_label.is_empty() { 40 } else { 52 })
+            .y_label_area_size(if y_label.is_empty() { 64 } else { 78 })
             .build_cartesian_2d(xr, yr)?;
         chart
             .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .axis_desc_style(font(DESC_PX))
             .label_style(font(TICK_PX))
             .x_label_formatter(&|v| fmt_num(*v))
             .y_label_formatter(&|v| fmt_num(*v))
             .light_line_style(LIGHT_GRID)
             .bold_line_style(BOLD_GRID)
             .draw()?;
-        let dots = points
+        let dots = order
             .iter()
-            .enumerate()
+            .map(|&i| (i, &points[i]))
             .filter(|(_, p)| finite(p))
             .map(|(i, p)| {
                 let c = labels.map_or(SCORE_BLUE, |l| palette(l[i] as usize));
@@ -928,7 +964,8 @@ const PANEL_H: u64 = 170;
 /// index, score and label name (`label_names[label]`, or `label N` past its end); panels
 /// whose score exceeds `threshold` get a thick red frame (a NaN score is left out of the
 /// caption; `threshold = f32::MAX` drops the frame key from the legend). A legend row under the title names
-/// the channel colours.
+/// the channel colours, by [`channel_labels`] of `channel_names`. Each panel shows its window
+/// with the mean of each channel removed ([`window_traces`]), x in steps.
 ///
 /// Shape of each window: `[len][channels]`, interleaved. Errors on no windows, a zero
 /// `channels`, a window that is empty or not a whole number of `channels`-frames, `scores`
@@ -939,6 +976,7 @@ pub fn windows_plot(
     title: &str,
     windows: &[Vec<f32>],
     channels: usize,
+    channel_names: &[String],
     scores: &[f32],
     threshold: f32,
     labels: Option<&[u32]>,
@@ -972,8 +1010,10 @@ pub fn windows_plot(
     let n = windows.len();
     let cols = (n as f64).sqrt().ceil().clamp(1.0, 6.0) as usize;
     let rows = n.div_ceil(cols);
-    let mut legend: Vec<Entry> = (0..channels)
-        .map(|c| Entry::new(format!("ch {c}"), palette(c), Marker::Line))
+    let mut legend: Vec<Entry> = channel_labels(channel_names, channels)
+        .into_iter()
+        .enumerate()
+        .map(|(c, name)| Entry::new(name, palette(c), Marker::Line))
         .collect();
     // `f32::MAX` means "no threshold": no frame key.
     if threshold < f32::MAX {
@@ -1033,7 +1073,10 @@ fn draw_window_panel(
     }
     let inner = panel.margin(5, 5, 5, 5);
     let len = win.len() / channels;
-    let yb = finite_bounds(win.iter().map(|&v| v as f64)).unwrap_or((-1.0, 1.0));
+    // Each channel's mean removed, as in `axis_panels`: one channel's offset (gravity) must
+    // not flatten the others.
+    let tr = window_traces(win, None, channels, 0.0)?;
+    let yb = finite_bounds(tr.values.iter().flatten().copied()).unwrap_or((-1.0, 1.0));
     let caption_color = if flagged { ANOMALY_RED } else { BLACK };
     let mut chart = ChartBuilder::on(&inner)
         .caption(caption, font(SMALL_PX).color(&caption_color))
@@ -1056,13 +1099,9 @@ fn draw_window_panel(
         let mut run: Vec<(f64, f64)> = Vec::with_capacity(len);
         let color = palette(c);
         for t in 0..=len {
-            let v = if t < len {
-                win[t * channels + c]
-            } else {
-                f32::NAN
-            };
+            let v = if t < len { tr.values[c][t] } else { f64::NAN };
             if v.is_finite() {
-                run.push((t as f64, v as f64));
+                run.push((t as f64, v));
             } else if !run.is_empty() {
                 chart.draw_series(LineSeries::new(run.drain(..), color.stroke_width(1)))?;
             }
@@ -1084,18 +1123,313 @@ fn draw_window_panel(
     Ok(())
 }
 
-const HIST_BINS: usize = 40;
+/// Display names of `channels` channels: the data's `names` when there is one per channel;
+/// else `x`, `y`, `z` for three channels (a 3-axis sensor); else `ch 1`, `ch 2`, ...
+pub fn channel_labels(names: &[String], channels: usize) -> Vec<String> {
+    if names.len() == channels && names.iter().all(|n| !n.trim().is_empty()) {
+        names.to_vec()
+    } else if channels == 3 {
+        ["x", "y", "z"].map(String::from).to_vec()
+    } else {
+        (1..=channels).map(|c| format!("ch {c}")).collect()
+    }
+}
 
-/// Draws the score histograms of normal and anomalous windows overlaid (each normalised to
-/// the fraction of its own class, so a rare class stays visible) with a vertical line at
-/// `threshold`. Non-finite scores are skipped. One of the two sets may be empty, not both.
-pub fn score_histogram(
+/// The series one window's [`axis_panels`] row draws: per channel, the values with the
+/// window's mean of that channel removed, against time in milliseconds, and the y range of
+/// that channel's panel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Traces {
+    /// Time of each step in ms (`t · 1000 / sample_rate_hz`; the step index when the rate is
+    /// not a positive number).
+    pub time_ms: Vec<f64>,
+    /// Shape: `[channels][len]`: the window minus its per-channel mean (NaN stays NaN).
+    pub values: Vec<Vec<f64>>,
+    /// Shape: `[channels][len]`: the overlay (e.g. the reconstruction) minus the same means,
+    /// the *window's*, so an offset the overlay gets wrong stays visible.
+    pub overlay: Option<Vec<Vec<f64>>>,
+    /// The y range of each channel's panel: the finite values of that channel (and its
+    /// overlay) with 5 % headroom.
+    pub y_range: Vec<Range<f64>>,
+}
+
+/// Computes the [`Traces`] of one window (shape: `[len][channels]`, interleaved) and of an
+/// optional overlay of the same shape. Errors on a zero `channels`, an empty window or one
+/// that is not a whole number of frames, or an overlay of another length.
+pub fn window_traces(
+    window: &[f32],
+    overlay: Option<&[f32]>,
+    channels: usize,
+    sample_rate_hz: f32,
+) -> Result<Traces, PlotError> {
+    if channels == 0 {
+        return Err(PlotError::InvalidArgument(
+            "channels must be positive".into(),
+        ));
+    }
+    if window.is_empty() || !window.len().is_multiple_of(channels) {
+        return Err(PlotError::InvalidArgument(format!(
+            "a window of {} values is not a positive multiple of {channels} channels",
+            window.len()
+        )));
+    }
+    if let Some(o) = overlay
+        && o.len() != window.len()
+    {
+        return Err(PlotError::LengthMismatch {
+            what: "overlay",
+            expected: window.len(),
+            got: o.len(),
+        });
+    }
+    let len = window.len() / channels;
+    let rate = sample_rate_hz as f64;
+    let time_ms = (0..len)
+        .map(|t| {
+            if rate > 0.0 && rate.is_finite() {
+                t as f64 * 1000.0 / rate
+            } else {
+                t as f64
+            }
+        })
+        .collect();
+    let channel = |src: &[f32], c: usize| -> Vec<f64> {
+        (0..len).map(|t| src[t * channels + c] as f64).collect()
+    };
+    let mut values = Vec::with_capacity(channels);
+    let mut over = overlay.map(|_| Vec::with_capacity(channels));
+    let mut y_range = Vec::with_capacity(channels);
+    for c in 0..channels {
+        let v = channel(window, c);
+        let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        let mean = if finite.is_empty() {
+            0.0
+        } else {
+            finite.iter().sum::<f64>() / finite.len() as f64
+        };
+        let v: Vec<f64> = v.iter().map(|x| x - mean).collect();
+        let o: Option<Vec<f64>> = overlay.map(|o| channel(o, c).iter().map(|x| x - mean).collect());
+        let bounds =
+            finite_bounds(v.iter().chain(o.iter().flatten()).copied()).unwrap_or((-1.0, 1.0));
+        y_range.push(padded(bounds)?);
+        values.push(v);
+        if let (Some(all), Some(o)) = (over.as_mut(), o) {
+            all.push(o);
+        }
+    }
+    Ok(Traces {
+        time_ms,
+        values,
+        overlay: over,
+        y_range,
+    })
+}
+
+/// One window of an [`axis_panels`] picture.
+#[derive(Clone, Debug)]
+pub struct PanelRow<'a> {
+    /// Shape: `[len][channels]`, interleaved, in the data's units.
+    pub window: &'a [f32],
+    /// Drawn over the window as a dashed black line (e.g. its reconstruction); same shape.
+    pub overlay: Option<&'a [f32]>,
+    /// Caption above the row (index, score, label, ...).
+    pub caption: String,
+    /// Caption in red and the row framed in red (e.g. score above the threshold).
+    pub flagged: bool,
+}
+
+const AXIS_PANEL_W: u64 = 330;
+const AXIS_PANEL_H: u64 = 150;
+const ROW_CAPTION_H: u64 = 22;
+
+/// Draws windows of a multichannel time series as a grid of panels, one row per window and
+/// one column per channel (headed by [`channel_labels`] of `channel_names`), each window's
+/// per-channel mean removed (so gravity on one axis does not flatten the vibration on the
+/// others) and each panel scaled to its own trace ([`window_traces`]), time in ms on the x
+/// axis. An overlay (when given) is drawn dashed in black over the coloured trace, and
+/// `overlay_legend` names the two (`(trace, overlay)`). `value_desc` labels the y axis of the
+/// first column (e.g. `mg, mean removed`).
+///
+/// Errors on no rows and on whatever [`window_traces`] refuses.
+#[allow(clippy::too_many_arguments)]
+pub fn axis_panels(
     path: &Path,
     title: &str,
+    rows: &[PanelRow<'_>],
+    channels: usize,
+    channel_names: &[String],
+    sample_rate_hz: f32,
+    value_desc: &str,
+    overlay_legend: Option<(&str, &str)>,
+) -> Result<(), PlotError> {
+    if rows.is_empty() {
+        return Err(PlotError::Empty("no windows"));
+    }
+    let traces = rows
+        .iter()
+        .map(|r| window_traces(r.window, r.overlay, channels, sample_rate_hz))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names = channel_labels(channel_names, channels);
+    let x_desc = if sample_rate_hz > 0.0 && sample_rate_hz.is_finite() {
+        "time (ms)"
+    } else {
+        "step"
+    };
+    let legend_h: u64 = if overlay_legend.is_some() { 30 } else { 0 };
+    let header_h: u64 = 26;
+    let title_h = if title.is_empty() {
+        0
+    } else {
+        text_size(title, TITLE_PX, true)?.1 as u64 + 10
+    };
+    let grid_w = channels as u64 * AXIS_PANEL_W;
+    let width = grid_w.max(text_size(title, TITLE_PX, true)?.0 as u64 + 20);
+    let row_h = ROW_CAPTION_H + AXIS_PANEL_H;
+    let height = title_h + legend_h + header_h + rows.len() as u64 * row_h;
+    render(path, (width, height), |root| {
+        let (body, _) = layout(root, title, 0)?;
+        let (key, rest) = body.split_vertically(legend_h as i32);
+        if let Some((a, b)) = overlay_legend {
+            draw_legend_row(
+                &key,
+                &[
+                    Entry::new(a, palette(0), Marker::Line),
+                    Entry::new(b, BLACK, Marker::Dashed),
+                ],
+            )?;
+        }
+        let left = ((width - grid_w) / 2) as i32;
+        let rest = rest.margin(0, 0, left, 0);
+        let (rest, _) = rest.split_horizontally(grid_w as i32);
+        let (header, grid) = rest.split_vertically(header_h as i32);
+        for (c, cell) in header.split_evenly((1, channels)).iter().enumerate() {
+            let (w, h) = cell.dim_in_pixel();
+            cell.draw(&Text::new(
+                names[c].clone(),
+                (w as i32 / 2, h as i32 / 2),
+                bold(DESC_PX)
+                    .color(&palette(c))
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            ))?;
+        }
+        for ((area, row), tr) in grid
+            .split_evenly((rows.len(), 1))
+            .iter()
+            .zip(rows)
+            .zip(&traces)
+        {
+            let (caption, panels) = area.split_vertically(ROW_CAPTION_H as i32);
+            let colour = if row.flagged { ANOMALY_RED } else { BLACK };
+            caption.draw(&Text::new(
+                row.caption.clone(),
+                (6, ROW_CAPTION_H as i32 / 2 + 1),
+                font(LEGEND_PX)
+                    .color(&colour)
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+            for (c, panel) in panels.split_evenly((1, channels)).iter().enumerate() {
+                draw_axis_panel(panel, tr, c, x_desc, (c == 0).then_some(value_desc))?;
+            }
+            let (w, h) = area.dim_in_pixel();
+            let frame = if row.flagged {
+                ANOMALY_RED.stroke_width(3)
+            } else {
+                RGBColor(200, 200, 200).stroke_width(1)
+            };
+            area.draw(&Rectangle::new(
+                [(1, 1), (w as i32 - 2, h as i32 - 2)],
+                frame,
+            ))?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_axis_panel(
+    panel: &Area<'_>,
+    tr: &Traces,
+    c: usize,
+    x_desc: &str,
+    y_desc: Option<&str>,
+) -> Result<(), PlotError> {
+    let t_end = tr.time_ms.last().copied().unwrap_or(1.0).max(1e-9);
+    let mut chart = ChartBuilder::on(&panel.margin(2, 4, 2, 8))
+        .x_label_area_size(34)
+        .y_label_area_size(if y_desc.is_some() { 60 } else { 44 })
+        .build_cartesian_2d(0f64..t_end, tr.y_range[c].clone())?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_labels(4)
+        .y_labels(4)
+        .x_desc(x_desc)
+        .axis_desc_style(font(SMALL_PX))
+        .label_style(font(11))
+        .x_label_formatter(&|v| fmt_num(*v))
+        .y_label_formatter(&|v| fmt_num(*v))
+        .light_line_style(WHITE)
+        .bold_line_style(LIGHT_GRID);
+    if let Some(d) = y_desc {
+        mesh.y_desc(d);
+    }
+    mesh.draw()?;
+    let runs = |v: &[f64]| -> Vec<Vec<(f64, f64)>> {
+        // Non-finite samples break the line into finite runs.
+        let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+        let mut run = Vec::new();
+        for (&t, &y) in tr.time_ms.iter().zip(v) {
+            if y.is_finite() {
+                run.push((t, y));
+            } else if !run.is_empty() {
+                out.push(std::mem::take(&mut run));
+            }
+        }
+        out.push(run);
+        out
+    };
+    for run in runs(&tr.values[c]) {
+        chart.draw_series(LineSeries::new(run, palette(c).stroke_width(2)))?;
+    }
+    if let Some(o) = &tr.overlay {
+        for run in runs(&o[c]) {
+            chart.draw_series(DashedLineSeries::new(run, 5, 3, BLACK.stroke_width(2)))?;
+        }
+    }
+    Ok(())
+}
+
+/// Bins of a [`score_histogram`].
+pub const HIST_BINS: usize = 60;
+
+/// The bins a [`score_histogram`] draws: `HIST_BINS` bins between the smallest and the largest
+/// finite score (and the threshold), spaced evenly in log(score) when every score is
+/// positive and they span more than a factor of 4 (anomaly scores are often orders of
+/// magnitude above the normal ones, which a linear axis would crowd into one bin), evenly
+/// otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramBins {
+    /// `HIST_BINS + 1` ascending bin edges.
+    pub edges: Vec<f64>,
+    /// Whether the edges (and the drawn axis) are logarithmic.
+    pub log: bool,
+    /// Normal windows per bin.
+    pub normal: Vec<usize>,
+    /// Anomalous windows per bin.
+    pub anomalous: Vec<usize>,
+}
+
+impl HistogramBins {
+    /// Bins holding at least one normal window.
+    pub fn normal_bins_used(&self) -> usize {
+        self.normal.iter().filter(|&&c| c > 0).count()
+    }
+}
+
+/// Bins the finite scores of both classes for [`score_histogram`] (see [`HistogramBins`]).
+/// Errors on a non-finite `threshold` or no finite score.
+pub fn histogram_bins(
     normal: &[f32],
     anomalous: &[f32],
     threshold: f32,
-) -> Result<(), PlotError> {
+) -> Result<HistogramBins, PlotError> {
     require_finite("threshold", threshold)?;
     let all = normal.iter().chain(anomalous).map(|&v| v as f64);
     let Some((lo, hi)) = finite_bounds(all) else {
@@ -1103,29 +1437,66 @@ pub fn score_histogram(
     };
     let t = threshold as f64;
     let (lo, hi) = (lo.min(t), hi.max(t));
+    let log = wants_log(lo, hi);
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
         (lo - 0.5, hi + 0.5)
     };
-    let bin_w = (hi - lo) / HIST_BINS as f64;
-    let hist = |xs: &[f32]| -> (Vec<f64>, usize) {
+    let edges: Vec<f64> = (0..=HIST_BINS)
+        .map(|k| {
+            let f = k as f64 / HIST_BINS as f64;
+            if k == HIST_BINS {
+                hi
+            } else if log {
+                lo * (hi / lo).powf(f)
+            } else {
+                lo + (hi - lo) * f
+            }
+        })
+        .collect();
+    let count = |xs: &[f32]| -> Vec<usize> {
         let mut counts = vec![0usize; HIST_BINS];
-        let mut n = 0;
         for &v in xs.iter().filter(|v| v.is_finite()) {
-            let b = (((v as f64 - lo) / bin_w) as usize).min(HIST_BINS - 1);
-            counts[b] += 1;
-            n += 1;
+            let b = edges.partition_point(|&e| e <= v as f64);
+            counts[b.saturating_sub(1).min(HIST_BINS - 1)] += 1;
         }
-        let frac = counts
+        counts
+    };
+    Ok(HistogramBins {
+        normal: count(normal),
+        anomalous: count(anomalous),
+        edges,
+        log,
+    })
+}
+
+/// Draws the score histograms of normal (blue) and anomalous (red) windows overlaid, each
+/// normalised to the fraction of its own class so a rare class stays visible, on the bins of
+/// [`histogram_bins`] (a logarithmic score axis when they are log-spaced), with the
+/// threshold as a dashed vertical line labelled with its value. Non-finite scores are
+/// skipped. One of the two sets may be empty, not both.
+pub fn score_histogram(
+    path: &Path,
+    title: &str,
+    normal: &[f32],
+    anomalous: &[f32],
+    threshold: f32,
+) -> Result<(), PlotError> {
+    let bins = histogram_bins(normal, anomalous, threshold)?;
+    let t = threshold as f64;
+    let frac = |counts: &[usize]| -> (Vec<f64>, usize) {
+        let n: usize = counts.iter().sum();
+        let f = counts
             .iter()
             .map(|&c| if n > 0 { c as f64 / n as f64 } else { 0.0 })
             .collect();
-        (frac, n)
+        (f, n)
     };
-    let (hn, nn) = hist(normal);
-    let (ha, na) = hist(anomalous);
-    let top = hn.iter().chain(&ha).fold(0.0f64, |m, &v| m.max(v)) * 1.08;
+    let (hn, nn) = frac(&bins.normal);
+    let (ha, na) = frac(&bins.anomalous);
+    let top = hn.iter().chain(&ha).fold(0.0f64, |m, &v| m.max(v)) * 1.15;
+    let top = top.max(1e-9);
     let entries = vec![
         Entry::new(format!("normal (n={nn})"), SCORE_BLUE, Marker::Block(0.5)),
         Entry::new(
@@ -1136,42 +1507,87 @@ pub fn score_histogram(
         Entry::new(format!("threshold {}", fmt_num(t)), BLACK, Marker::Dashed),
     ];
     let legend_w = legend_width(&entries)?;
+    let (lo, hi) = (bins.edges[0], bins.edges[HIST_BINS]);
+    // Where the threshold sits across the axis (0 left, 1 right), to put its label inside.
+    let at = if bins.log {
+        (t / lo).ln() / (hi / lo).ln()
+    } else {
+        (t - lo) / (hi - lo)
+    };
+    let x_desc = if bins.log {
+        "score (log scale)"
+    } else {
+        "score"
+    };
     render(path, (760 + legend_w as u64, 480), |root| {
         let (plot, side) = layout(root, title, legend_w)?;
-        let span = hi - lo;
-        let mut chart = ChartBuilder::on(&plot)
+        let mut builder = ChartBuilder::on(&plot);
+        builder
             .margin(12)
             .x_label_area_size(52)
-            .y_label_area_size(70)
-            .build_cartesian_2d((lo - 0.02 * span)..(hi + 0.02 * span), 0f64..top.max(1e-9))?;
-        chart
-            .configure_mesh()
-            .x_desc("score")
-            .y_desc("fraction of class")
-            .axis_desc_style(font(DESC_PX))
-            .label_style(font(TICK_PX))
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .light_line_style(WHITE)
-            .bold_line_style(BOLD_GRID)
-            .draw()?;
-        for (h, c) in [(&hn, SCORE_BLUE), (&ha, ANOMALY_RED)] {
-            let bars = h
-                .iter()
+            .y_label_area_size(70);
+        let bars = |h: &[f64], c: RGBColor| -> Vec<Rectangle<(f64, f64)>> {
+            h.iter()
                 .enumerate()
                 .filter(|(_, v)| **v > 0.0)
                 .map(|(b, &v)| {
-                    let x0 = lo + b as f64 * bin_w;
-                    Rectangle::new([(x0, 0.0), (x0 + bin_w, v)], c.mix(0.5).filled())
-                });
-            chart.draw_series(bars)?;
+                    Rectangle::new(
+                        [(bins.edges[b], 0.0), (bins.edges[b + 1], v)],
+                        c.mix(0.5).filled(),
+                    )
+                })
+                .collect()
+        };
+        let label_style = font(TICK_PX).color(&BLACK).pos(Pos::new(
+            if at > 0.7 { HPos::Right } else { HPos::Left },
+            VPos::Top,
+        ));
+        let label = if at > 0.7 {
+            format!("threshold {}  ", fmt_num(t))
+        } else {
+            format!("  threshold {}", fmt_num(t))
+        };
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_desc)
+                    .y_desc("fraction of class")
+                    .axis_desc_style(font(DESC_PX))
+                    .label_style(font(TICK_PX))
+                    .x_label_formatter(&|v| {
+                        if bins.log {
+                            fmt_log_tick(*v)
+                        } else {
+                            fmt_num(*v)
+                        }
+                    })
+                    .y_label_formatter(&|v| fmt_num(*v))
+                    .light_line_style(WHITE)
+                    .bold_line_style(BOLD_GRID)
+                    .draw()?;
+                chart.draw_series(bars(&hn, SCORE_BLUE))?;
+                chart.draw_series(bars(&ha, ANOMALY_RED))?;
+                chart.draw_series(DashedLineSeries::new(
+                    [(t, 0.0), (t, top)],
+                    8,
+                    5,
+                    BLACK.stroke_width(2),
+                ))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    label.clone(),
+                    (t, top * 0.99),
+                    label_style.clone(),
+                )))?;
+            }};
         }
-        chart.draw_series(DashedLineSeries::new(
-            [(t, 0.0), (t, top)],
-            8,
-            5,
-            BLACK.stroke_width(2),
-        ))?;
+        if bins.log {
+            finish!(builder.build_cartesian_2d((lo / 1.05..hi * 1.05).log_scale(), 0f64..top)?);
+        } else {
+            let span = hi - lo;
+            finish!(builder.build_cartesian_2d((lo - 0.02 * span)..(hi + 0.02 * span), 0f64..top)?);
+        }
         draw_legend(&side, &entries, 4, 12)
     })
 }
@@ -1179,7 +1595,8 @@ pub fn score_histogram(
 /// Draws the score of each window against its index with a dashed line at `threshold`;
 /// windows scoring above it are marked with red dots, and when `labels` is given, windows
 /// with a non-zero label (true anomalies) are shaded in light red behind the curve.
-/// Non-finite scores are skipped.
+/// Non-finite scores are skipped. The score axis is logarithmic when every score is positive
+/// and they span more than a factor of 4.
 pub fn score_timeline(
     path: &Path,
     title: &str,
@@ -1196,7 +1613,16 @@ pub fn score_timeline(
     let Some((lo, hi)) = finite_bounds(scores.iter().map(|&v| v as f64)) else {
         return Err(PlotError::Empty("no finite score"));
     };
-    let yr = padded((lo.min(t), hi.max(t)))?;
+    let (lo, hi) = (lo.min(t), hi.max(t));
+    // Anomalies can score orders of magnitude above normal windows and the threshold, which a
+    // linear axis flattens into its floor: log scale when every score is positive and they
+    // span more than a factor of 4 (the rule of `histogram_bins`).
+    let log_y = wants_log(lo, hi);
+    let yr = if log_y {
+        lo / 1.1..hi * 1.1
+    } else {
+        padded((lo, hi))?
+    };
     let mut entries = vec![
         Entry::new("score", SCORE_BLUE, Marker::Line),
         Entry::new(format!("threshold {}", fmt_num(t)), BLACK, Marker::Dashed),
@@ -1214,57 +1640,73 @@ pub fn score_timeline(
     let width = (n as u64 * 2).clamp(900, 4000) + legend_w as u64;
     render(path, (width, 420), |root| {
         let (plot, side) = layout(root, title, legend_w)?;
-        let mut chart = ChartBuilder::on(&plot)
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc("window")
+                    .y_desc(if log_y { "score (log scale)" } else { "score" })
+                    .axis_desc_style(font(DESC_PX))
+                    .label_style(font(TICK_PX))
+                    .x_label_formatter(&|v| fmt_num(*v))
+                    .y_label_formatter(&|v| {
+                        if log_y { fmt_log_tick(*v) } else { fmt_num(*v) }
+                    })
+                    .light_line_style(LIGHT_GRID)
+                    .bold_line_style(BOLD_GRID)
+                    .draw()?;
+                if let Some(l) = labels {
+                    let bands = l
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| **l != 0)
+                        .map(|(i, _)| {
+                            Rectangle::new(
+                                [(i as f64 - 0.5, yr.start), (i as f64 + 0.5, yr.end)],
+                                ANOMALY_RED.mix(0.2).filled(),
+                            )
+                        });
+                    chart.draw_series(bands)?;
+                }
+                let mut run: Vec<(f64, f64)> = Vec::new();
+                for i in 0..=n {
+                    let v = scores.get(i).copied().unwrap_or(f32::NAN);
+                    if v.is_finite() {
+                        run.push((i as f64, v as f64));
+                    } else if !run.is_empty() {
+                        chart.draw_series(LineSeries::new(
+                            run.drain(..),
+                            SCORE_BLUE.stroke_width(2),
+                        ))?;
+                    }
+                }
+                chart.draw_series(DashedLineSeries::new(
+                    [(-0.5, t), (n as f64 - 0.5, t)],
+                    8,
+                    5,
+                    BLACK.stroke_width(2),
+                ))?;
+                let r = if n > 400 { 3 } else { 4 };
+                let flagged = scores
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.is_finite() && **s > threshold)
+                    .map(|(i, &s)| Circle::new((i as f64, s as f64), r, ANOMALY_RED.filled()));
+                chart.draw_series(flagged)?;
+            }};
+        }
+        let mut builder = ChartBuilder::on(&plot);
+        builder
             .margin(12)
             .x_label_area_size(52)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), yr.clone())?;
-        chart
-            .configure_mesh()
-            .x_desc("window")
-            .y_desc("score")
-            .axis_desc_style(font(DESC_PX))
-            .label_style(font(TICK_PX))
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| fmt_num(*v))
-            .light_line_style(LIGHT_GRID)
-            .bold_line_style(BOLD_GRID)
-            .draw()?;
-        if let Some(l) = labels {
-            let bands = l
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| **l != 0)
-                .map(|(i, _)| {
-                    Rectangle::new(
-                        [(i as f64 - 0.5, yr.start), (i as f64 + 0.5, yr.end)],
-                        ANOMALY_RED.mix(0.2).filled(),
-                    )
-                });
-            chart.draw_series(bands)?;
+            .y_label_area_size(70);
+        let xr = -0.5..(n as f64 - 0.5);
+        if log_y {
+            finish!(builder.build_cartesian_2d(xr, yr.clone().log_scale())?);
+        } else {
+            finish!(builder.build_cartesian_2d(xr, yr.clone())?);
         }
-        let mut run: Vec<(f64, f64)> = Vec::new();
-        for i in 0..=n {
-            let v = scores.get(i).copied().unwrap_or(f32::NAN);
-            if v.is_finite() {
-                run.push((i as f64, v as f64));
-            } else if !run.is_empty() {
-                chart.draw_series(LineSeries::new(run.drain(..), SCORE_BLUE.stroke_width(2)))?;
-            }
-        }
-        chart.draw_series(DashedLineSeries::new(
-            [(-0.5, t), (n as f64 - 0.5, t)],
-            8,
-            5,
-            BLACK.stroke_width(2),
-        ))?;
-        let r = if n > 400 { 3 } else { 4 };
-        let flagged = scores
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_finite() && **s > threshold)
-            .map(|(i, &s)| Circle::new((i as f64, s as f64), r, ANOMALY_RED.filled()));
-        chart.draw_series(flagged)?;
         draw_legend(&side, &entries, 4, 12)
     })
 }
@@ -1451,11 +1893,20 @@ mod tests {
         let p = d.path().join("scatter.png");
         let (mut pts, labels) = clusters(12, 80);
         pts[3] = (f32::NAN, 0.0);
-        scatter(&p, "latent means", &pts, Some(&labels), &names(10)).unwrap();
+        scatter(
+            &p,
+            "latent means",
+            "PC 1",
+            "PC 2",
+            &pts,
+            Some(&labels),
+            &names(10),
+        )
+        .unwrap();
         let (_, h, colours) = decode(&p);
         assert_eq!(h, 600);
         assert!(colours > 12, "only {colours} colours");
-        scatter(&p, "unlabelled", &pts, None, &[]).unwrap();
+        scatter(&p, "unlabelled", "", "", &pts, None, &[]).unwrap();
         assert!(decode(&p).2 > 3);
     }
 
@@ -1464,19 +1915,19 @@ mod tests {
         let d = out_dir();
         let p = d.path().join("scatter.png");
         assert!(matches!(
-            scatter(&p, "t", &[], None, &[]),
+            scatter(&p, "t", "", "", &[], None, &[]),
             Err(PlotError::Empty(_))
         ));
         assert!(matches!(
-            scatter(&p, "t", &[(0.0, 0.0); 3], Some(&[1, 2]), &[]),
+            scatter(&p, "t", "", "", &[(0.0, 0.0); 3], Some(&[1, 2]), &[]),
             Err(PlotError::LengthMismatch { .. })
         ));
         assert!(matches!(
-            scatter(&p, "t", &[(f32::NAN, 0.0)], None, &[]),
+            scatter(&p, "t", "", "", &[(f32::NAN, 0.0)], None, &[]),
             Err(PlotError::Empty(_))
         ));
         // All points equal: a degenerate but valid range.
-        scatter(&p, "t", &[(1.0, 1.0); 4], None, &[]).unwrap();
+        scatter(&p, "t", "", "", &[(1.0, 1.0); 4], None, &[]).unwrap();
     }
 
     fn windows(n: usize, len: usize, channels: usize) -> (Vec<Vec<f32>>, Vec<f32>, Vec<u32>) {
@@ -1517,6 +1968,7 @@ mod tests {
             "test windows",
             &ws,
             3,
+            &[],
             &scores,
             5.0,
             Some(&labels),
@@ -1527,7 +1979,18 @@ mod tests {
         assert_eq!(w as u64, 4 * PANEL_W);
         assert!(h as u64 > 3 * PANEL_H);
         assert!(colours > 10, "only {colours} colours");
-        windows_plot(&p, "no labels", &ws[..1], 3, &scores[..1], 5.0, None, &[]).unwrap();
+        windows_plot(
+            &p,
+            "no labels",
+            &ws[..1],
+            3,
+            &[],
+            &scores[..1],
+            5.0,
+            None,
+            &[],
+        )
+        .unwrap();
     }
 
     #[test]
@@ -1536,7 +1999,7 @@ mod tests {
         let p = d.path().join("windows.png");
         let (ws, scores, labels) = windows(4, 16, 3);
         let plot = |ws: &[Vec<f32>], ch, sc: &[f32], t, l: Option<&[u32]>| {
-            windows_plot(&p, "t", ws, ch, sc, t, l, &[])
+            windows_plot(&p, "t", ws, ch, &[], sc, t, l, &[])
         };
         assert!(matches!(
             plot(&[], 3, &[], 1.0, None),
@@ -1703,7 +2166,7 @@ mod tests {
             Err(PlotError::InvalidArgument(_))
         ));
         let big = [(f32::MAX, f32::MIN), (f32::MIN, f32::MAX)];
-        scatter(&p, "t", &big, None, &[]).unwrap();
+        scatter(&p, "t", "", "", &big, None, &[]).unwrap();
         score_histogram(&p, "t", &[f32::MAX, f32::MIN], &[0.0], 0.0).unwrap();
         score_timeline(&p, "t", &[f32::MAX, f32::MIN], None, 0.0).unwrap();
         windows_plot(
@@ -1711,6 +2174,7 @@ mod tests {
             "t",
             &[vec![f32::MAX, f32::MIN]],
             1,
+            &[],
             &[0.0],
             0.0,
             None,
@@ -1731,6 +2195,186 @@ mod tests {
         assert_eq!(fmt_num(1234.5), "1234.5");
         assert_eq!(fmt_num(12345.0), "1.2e4");
         assert_eq!(fmt_num(f64::NAN), "NaN");
+    }
+
+    /// Decodes a PNG and counts the pixels of exactly `colour`.
+    fn pixels_of(path: &Path, colour: RGBColor) -> usize {
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut reader = png::Decoder::new(file).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        buf[..info.buffer_size()]
+            .chunks_exact(3)
+            .filter(|p| p == &[colour.0, colour.1, colour.2])
+            .count()
+    }
+
+    /// A 64-step window at 400 Hz like the accelerometer's: ±30 mg of vibration on every axis,
+    /// plus offsets of -20 and 15 mg on x and y and gravity (+1000 mg) on z.
+    fn accelerometer_window() -> Vec<f32> {
+        let mut w = Vec::new();
+        for t in 0..64 {
+            let phase = t as f32 * std::f32::consts::TAU / 16.0;
+            w.push(-20.0 + 30.0 * phase.sin());
+            w.push(15.0 + 30.0 * (phase + 1.0).sin());
+            w.push(1000.0 + 30.0 * (2.0 * phase).cos());
+        }
+        w
+    }
+
+    /// Gravity must not flatten the vibration: every channel's trace, mean removed, spans
+    /// almost all of its panel's y range (on one shared 0-1000 mg axis it spanned 6 %), and
+    /// time is in ms from the sample rate.
+    #[test]
+    fn window_traces_fill_their_panels_and_run_in_ms() {
+        let w = accelerometer_window();
+        let tr = window_traces(&w, None, 3, 400.0).unwrap();
+        assert_eq!(tr.values.len(), 3);
+        assert_eq!(tr.time_ms.len(), 64);
+        assert_eq!(tr.time_ms[1], 2.5);
+        assert_eq!(*tr.time_ms.last().unwrap(), 157.5);
+        for c in 0..3 {
+            let (lo, hi) = finite_bounds(tr.values[c].iter().copied()).unwrap();
+            let r = &tr.y_range[c];
+            let fill = (hi - lo) / (r.end - r.start);
+            assert!(
+                fill > 0.85,
+                "channel {c}: trace fills {fill} of its y range"
+            );
+            let mean = tr.values[c].iter().sum::<f64>() / 64.0;
+            assert!(mean.abs() < 1e-3, "channel {c}: mean {mean} not removed");
+            assert!(r.start > -40.0 && r.end < 40.0, "channel {c}: {r:?}");
+        }
+        // The overlay is shifted by the window's means, not its own: a reconstruction 10 mg
+        // off on z shows 10 mg off.
+        let mut rec = w.clone();
+        for t in 0..64 {
+            rec[3 * t + 2] += 10.0;
+        }
+        let tr = window_traces(&w, Some(&rec), 3, 400.0).unwrap();
+        let o = tr.overlay.as_ref().unwrap();
+        assert!((o[2][0] - tr.values[2][0] - 10.0).abs() < 1e-3);
+        assert!(tr.y_range[2].end > 40.0);
+        // Unknown rate: steps.
+        assert_eq!(window_traces(&w, None, 3, 0.0).unwrap().time_ms[5], 5.0);
+        assert!(matches!(
+            window_traces(&w, Some(&w[..3]), 3, 400.0),
+            Err(PlotError::LengthMismatch { .. })
+        ));
+        assert!(window_traces(&w[..4], None, 3, 400.0).is_err());
+        assert!(window_traces(&w, None, 0, 400.0).is_err());
+    }
+
+    #[test]
+    fn channel_labels_are_the_data_s() {
+        let names: Vec<String> = ["acc_x", "acc_y"].map(String::from).to_vec();
+        assert_eq!(channel_labels(&names, 2), names);
+        assert_eq!(channel_labels(&[], 3), ["x", "y", "z"]);
+        assert_eq!(channel_labels(&names, 3), ["x", "y", "z"]);
+        assert_eq!(channel_labels(&[], 2), ["ch 1", "ch 2"]);
+        assert_eq!(
+            channel_labels(&["".into(), "b".into()], 2),
+            ["ch 1", "ch 2"]
+        );
+    }
+
+    /// One row per window, one panel per channel, each channel's trace in its colour and the
+    /// overlay dashed in black.
+    #[test]
+    fn axis_panels_draw_one_panel_per_channel() {
+        let d = out_dir();
+        let p = d.path().join("axes.png");
+        let w = accelerometer_window();
+        let rec: Vec<f32> = w.iter().map(|v| v * 0.98).collect();
+        let rows = [
+            PanelRow {
+                window: &w,
+                overlay: Some(&rec),
+                caption: "window #0: normal".into(),
+                flagged: false,
+            },
+            PanelRow {
+                window: &w,
+                overlay: Some(&rec),
+                caption: "window #1: bearing".into(),
+                flagged: true,
+            },
+        ];
+        let names: Vec<String> = ["ax", "ay", "az"].map(String::from).to_vec();
+        axis_panels(
+            &p,
+            "windows",
+            &rows,
+            3,
+            &names,
+            400.0,
+            "mg, mean removed",
+            Some(("window", "reconstruction")),
+        )
+        .unwrap();
+        let (w_px, h_px, _) = decode(&p);
+        assert_eq!(w_px as u64, 3 * AXIS_PANEL_W);
+        assert!(h_px as u64 > 2 * (AXIS_PANEL_H + ROW_CAPTION_H));
+        for c in 0..3 {
+            let n = pixels_of(&p, palette(c));
+            assert!(n > 400, "channel {c}: {n} pixels of its colour");
+        }
+        assert!(pixels_of(&p, BLACK) > 400);
+        assert!(pixels_of(&p, ANOMALY_RED) > 500, "no red frame");
+        assert!(matches!(
+            axis_panels(&p, "t", &[], 3, &[], 400.0, "", None),
+            Err(PlotError::Empty(_))
+        ));
+    }
+
+    /// Scores like the default job's: normal windows between 100 and 160, anomalies from 400
+    /// to 4,000. Linear bins put every normal window in one or two bins; the log-spaced ones
+    /// spread them, and the threshold falls inside the axis.
+    #[test]
+    fn histogram_spreads_normal_windows_over_log_bins() {
+        let normal: Vec<f32> = (0..900)
+            .map(|i| 100.0 * 1.6f32.powf((i * 7919 % 900) as f32 / 900.0))
+            .collect();
+        let anomalous: Vec<f32> = (0..100)
+            .map(|i| 400.0 * 10f32.powf((i * 37 % 100) as f32 / 100.0))
+            .collect();
+        let b = histogram_bins(&normal, &anomalous, 150.0).unwrap();
+        assert!(b.log);
+        assert_eq!(b.edges.len(), HIST_BINS + 1);
+        assert!(b.edges.windows(2).all(|e| e[0] < e[1]));
+        assert!(b.normal_bins_used() >= 6, "{:?}", b.normal);
+        assert_eq!(b.normal.iter().sum::<usize>(), 900);
+        assert_eq!(b.anomalous.iter().sum::<usize>(), 100);
+        assert!(b.edges[0] <= 100.0 && *b.edges.last().unwrap() >= 3900.0);
+        // Linear spacing of the same range would crowd them.
+        let width = (b.edges[HIST_BINS] - b.edges[0]) / HIST_BINS as f64;
+        assert!(60.0 / width < 1.0);
+        // Scores of both signs: linear bins.
+        let b = histogram_bins(&[-3.0, -1.0, 2.0], &[40.0], 1.0).unwrap();
+        assert!(!b.log);
+        assert_eq!(b.normal_bins_used(), 3);
+        let d = out_dir();
+        let p = d.path().join("hist.png");
+        score_histogram(&p, "scores", &normal, &anomalous, 150.0).unwrap();
+        assert!(pixels_of(&p, BLACK) > 100, "no threshold line and label");
+    }
+
+    #[test]
+    fn log_axes_for_positive_scores_spanning_a_factor_over_four() {
+        assert!(wants_log(100.0, 4000.0));
+        assert!(!wants_log(100.0, 150.0));
+        assert!(!wants_log(-1.0, 4000.0));
+        assert!(!wants_log(0.0, 4000.0));
+        assert!(!wants_log(1e-300, 1e300 * 1e10));
+    }
+
+    #[test]
+    fn log_ticks_label_one_two_five() {
+        assert_eq!(fmt_log_tick(100.0), "100");
+        assert_eq!(fmt_log_tick(200.0), "200");
+        assert_eq!(fmt_log_tick(5000.0), "5000");
+        assert_eq!(fmt_log_tick(700.0), "");
+        assert_eq!(fmt_log_tick(0.0), "");
     }
 
     /// Writes every kind of picture to `$PLOT_SAMPLES` (a directory) for looking at; does
@@ -1798,6 +2442,8 @@ mod tests {
         scatter(
             &dir.join("scatter.png"),
             "Latent means (test set)",
+            "PC 1",
+            "PC 2",
             &pts,
             Some(&labels),
             &names(10),
@@ -1810,6 +2456,7 @@ mod tests {
             "Test windows",
             &ws,
             3,
+            &[],
             &scores,
             5.0,
             Some(&labels),
@@ -1821,6 +2468,7 @@ mod tests {
             "",
             &ws[3..4],
             3,
+            &[],
             &scores[3..4],
             5.0,
             None,

@@ -386,6 +386,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
         ));
     };
     let c = cols.len();
+    let channel_names: Vec<String> = cols.iter().map(|&i| names[i].clone()).collect();
 
     let mut source = format!("csv:{}", path.display());
     let q = opts.to_query();
@@ -417,6 +418,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             label_names,
             image: None,
             window: None,
+            channel_names,
             groups: None,
             warnings,
         });
@@ -540,6 +542,7 @@ pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset, DataError> {
             channels: c,
             sample_rate_hz,
         }),
+        channel_names,
         groups: group.map(|_| wg),
         warnings,
     })
@@ -889,6 +892,27 @@ mod tests {
 
     /// The committed fixtures equal what this code generates (`REGENERATE_FIXTURES=1`
     /// rewrites them instead): `tests/fixtures/csv` (see `tests/fixtures/README.md`).
+    /// Channels are named after the value columns, in the order read (pictures head their
+    /// panels with them), for windows and for one-row-per-line tables.
+    #[test]
+    fn channel_names_are_the_value_columns() {
+        let text = "time_ms,acc_z,label,acc_x\n0,1,0,2\n10,3,0,4\n20,5,0,6\n30,7,0,8\n";
+        let ds = load_str(text, &long(2, None)).unwrap();
+        assert_eq!(ds.window.unwrap().channels, 2);
+        assert_eq!(ds.channel_names, ["acc_z", "acc_x"]);
+        let opts = CsvOptions {
+            columns: Some(vec!["acc_x".into(), "acc_z".into()]),
+            ..long(2, None)
+        };
+        assert_eq!(
+            load_str(text, &opts).unwrap().channel_names,
+            ["acc_x", "acc_z"]
+        );
+        let wide = load_str(text, &CsvOptions::default()).unwrap();
+        assert_eq!(wide.channel_names, ["acc_z", "acc_x"]);
+        assert_eq!(wide.subset(&[1]).channel_names, ["acc_z", "acc_x"]);
+    }
+
     #[test]
     fn fixtures_are_up_to_date() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/csv");

@@ -177,6 +177,7 @@ fn load_split(
         label_names: (0..10).map(|d| d.to_string()).collect(),
         image: Some((rows, cols)),
         window: None,
+        channel_names: Vec::new(),
         groups: None,
         warnings: Vec::new(),
     })

@@ -118,6 +118,7 @@ pub fn load_frey(path: &Path) -> Result<Dataset, DataError> {
         label_names: Vec::new(),
         image: (rows == FREY_PIXELS).then_some((28, 20)),
         window: None,
+        channel_names: Vec::new(),
         groups: None,
         warnings: Vec::new(),
     })

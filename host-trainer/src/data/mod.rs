@@ -33,6 +33,9 @@ pub struct Dataset {
     pub image: Option<(usize, usize)>,
     /// Window geometry when each row is a window of a multichannel time series.
     pub window: Option<Window>,
+    /// Name of each channel of a window (the CSV value columns; `x, y, z` for the built-in
+    /// accelerometer); empty when unknown.
+    pub channel_names: Vec<String>,
     /// The segment (recording, subject, series: a CSV `group=` run) each row's window was
     /// cut from, when the file says; splits keep a segment's windows together.
     pub groups: Option<Vec<u32>>,
@@ -108,6 +111,7 @@ impl Dataset {
             label_names: self.label_names.clone(),
             image: self.image,
             window: self.window,
+            channel_names: self.channel_names.clone(),
             groups: None,
             warnings: self.warnings.clone(),
         }

@@ -312,6 +312,7 @@ pub fn synthetic_splits(opts: &SyntheticOptions) -> Splits {
                 channels: 3,
                 sample_rate_hz: opts.sample_rate_hz,
             }),
+            channel_names: ["x", "y", "z"].map(String::from).to_vec(),
             groups: None,
             warnings: Vec::new(),
         }
@@ -374,6 +375,7 @@ mod tests {
                 d.label_names,
                 ["normal", "bearing", "imbalance", "looseness"]
             );
+            assert_eq!(d.channel_names, ["x", "y", "z"]);
             assert_eq!(
                 d.window,
                 Some(Window {

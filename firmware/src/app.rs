@@ -782,7 +782,7 @@ mod tests {
             Err(StartupError::Model(ModelFileError::Truncated { .. }))
         ));
         // Unaligned: the same bytes one byte off.
-        let mut shifted = Aligned([0u8; 157_344 + 4]);
+        let mut shifted = Aligned([0u8; crate::model::MODEL_LEN + 4]);
         let n = DEFAULT_MODEL.0.len();
         shifted.0[1..=n].copy_from_slice(&DEFAULT_MODEL.0);
         assert!(matches!(

@@ -43,6 +43,13 @@ pub mod scenario;
 pub mod sensor;
 pub mod telemetry;
 
+// The board's defmt global logger, linked into every program of that board (so build.rs can
+// give every program defmt's linker script by target and feature alone).
+#[cfg(all(target_os = "none", feature = "microbit"))]
+use defmt_rtt as _;
+#[cfg(all(target_os = "none", feature = "qemu"))]
+use defmt_semihosting as _;
+
 #[cfg(target_os = "none")]
 pub mod qemu;
 #[cfg(target_os = "none")]

@@ -10,40 +10,21 @@
 //! ≥ 2000 mg, or unreadable sample). The model expects the board mounted like the simulated
 //! sensor: z along the shaft (gravity +1000 mg on z), x and y radial.
 //!
-//! Build the image: `cargo build -p firmware --release` (build.rs cross-compiles this file for
-//! thumbv7em-none-eabihf and prints where the ELF is). Flash and run it (probe-rs, board on
-//! USB): `cargo run -p firmware --release`, whose host side is the `main` below.
+//! Build the image: `cargo microbit-build` (an alias in `.cargo/config.toml` for `cargo build -p
+//! firmware --release --target thumbv7em-none-eabihf --bin microbit`; the ELF is
+//! `target/thumbv7em-none-eabihf/release/microbit`). Flash and run it (probe-rs, board on
+//! USB): `cargo microbit`, the same with `probe-rs run --chip nRF52833_xxAA` as the runner.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-/// On the host this program is the flasher: it runs `probe-rs run --chip nRF52833_xxAA` on the
-/// image that build.rs cross-compiled (release builds only), passing any extra arguments on.
+/// On the host this program only says how to build and flash the real one.
 #[cfg(not(target_os = "none"))]
 fn main() {
-    const PROBE_RS: &str = "probe-rs";
-    let Some(image) = option_env!("MICROBIT_IMAGE") else {
-        eprintln!(
-            "this build has no micro:bit image (build.rs makes one in release builds): \
-             run `cargo run -p firmware --release`"
-        );
-        std::process::exit(2);
-    };
-    eprintln!("flashing {image} with {PROBE_RS} (chip nRF52833_xxAA)");
-    let status = std::process::Command::new(PROBE_RS)
-        .args(["run", "--chip", "nRF52833_xxAA"])
-        .args(std::env::args_os().skip(1))
-        .arg(image)
-        .status();
-    match status {
-        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
-        Err(e) => {
-            eprintln!(
-                "cannot run {PROBE_RS} ({e}). Install it (https://probe.rs): \
-                 `cargo install probe-rs-tools --locked`, then run again, or flash {image} \
-                 with any SWD/CMSIS-DAP tool."
-            );
-            std::process::exit(2);
-        }
-    }
+    eprintln!(
+        "microbit is a Cortex-M program. Build and flash it (probe-rs, board on USB) with \
+         `cargo microbit`; build only: `cargo microbit-build` \
+         (= cargo build -p firmware --release --target thumbv7em-none-eabihf --bin microbit)"
+    );
+    std::process::exit(2);
 }
 
 #[cfg(target_os = "none")]
@@ -52,7 +33,7 @@ mod app {
 
     use cortex_m::interrupt::{Mutex, free};
     use cortex_m_rt::entry;
-    use defmt_rtt as _; // defmt's global logger: RTT.
+    // defmt's global logger (RTT) is linked by the library (`firmware` with `microbit`).
     use embedded_hal::digital::InputPin;
     use firmware::app::{App, Buffers, Settings, State};
     use firmware::board::{Board, SensorError};

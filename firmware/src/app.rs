@@ -6,9 +6,9 @@
 //! ## RAM
 //! Every buffer is in [`Buffers`]: the scoring workspace (the activations of one window,
 //! [`crate::WORKSPACE_LEN`] f32), the window `Vae::score` reads ([`D`] f32), the calibration's
-//! top-k ([`MAX_TOP`] f32) and, only when the model's hop is shorter than its window, a ring of
-//! raw samples ([`RING_LEN`] f32). [`App`] itself holds borrows of them and a few words of
-//! state.
+//! top-k ([`MAX_TOP`](crate::calibration::MAX_TOP) f32) and, only when the model's hop is
+//! shorter than its window, a ring of raw samples ([`RING_LEN`] f32). [`App`] itself holds
+//! borrows of them and a few words of state.
 //!
 //! With hop ≥ window length (the default model: hop 64 = length 64) every sample belongs to at
 //! most one window at a fixed position, so it is normalized as it arrives, straight into the
@@ -25,7 +25,7 @@ use rand_pcg::Pcg32;
 use vae_nostd::modelfile::{ModelFile, ModelFileError, Window};
 use vae_nostd::{ScoreKind, Vae, VaeConfig, Workspace};
 
-use crate::calibration::{CalibrationError, Calibrator, MAX_TOP};
+use crate::calibration::{CalibrationError, Calibrator, TopK};
 use crate::{CHANNELS, CONFIG, D, WORKSPACE_LEN, Z, model};
 
 /// f32 elements of the raw-sample ring: 0 when the built-in model's hop is at least its window
@@ -45,8 +45,8 @@ pub struct Buffers {
     pub window: [f32; D],
     /// Raw samples by time step modulo `len` (hop < len only). Shape: `[len][3]` or empty.
     pub ring: [f32; RING_LEN],
-    /// The calibration's largest scores. Shape: `[MAX_TOP]`.
-    pub top: [f32; MAX_TOP],
+    /// The calibration's largest scores (at most `MAX_TOP`).
+    pub top: TopK,
 }
 
 impl Buffers {
@@ -56,7 +56,7 @@ impl Buffers {
             ws: [0.0; WORKSPACE_LEN],
             window: [0.0; D],
             ring: [0.0; RING_LEN],
-            top: [0.0; MAX_TOP],
+            top: TopK::new(),
         }
     }
 }
@@ -763,8 +763,7 @@ mod tests {
             Err(StartupError::Model(ModelFileError::Truncated { .. }))
         ));
         // Unaligned: the same bytes one byte off.
-        const LEN: usize = include_bytes!("../models/default.vaem").len();
-        let mut shifted = Box::new(Aligned([0u8; LEN + 4]));
+        let mut shifted = Aligned([0u8; crate::model::MODEL_LEN + 4]);
         let n = DEFAULT_MODEL.0.len();
         shifted.0[1..=n].copy_from_slice(&DEFAULT_MODEL.0);
         assert!(matches!(

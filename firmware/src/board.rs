@@ -7,7 +7,7 @@ use vae_sim::{Episode, SimConfig, Simulator};
 use crate::app::State;
 
 /// A sensor read that failed: logged, and the sample counts as non-finite (its windows are
-/// flagged invalid).
+/// flagged invalid; [`next_sample`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(target_os = "none", derive(defmt::Format))]
 pub enum SensorError {
@@ -15,6 +15,27 @@ pub enum SensorError {
     Bus,
     /// No new data arrived in time.
     Timeout,
+    /// Nothing answers at the sensor's address (the address was not acknowledged).
+    NoDevice,
+    /// A device answers, but its identity register is not the sensor's.
+    WrongDevice {
+        /// What the identity register (WHO_AM_I) read.
+        id: u8,
+    },
+    /// The sensor's FIFO overflowed: samples were lost before the next one.
+    Overrun,
+    /// The sensor cannot run at the model's sample rate.
+    Unsupported,
+}
+
+/// The next sample for the application from `board`: its reading, or, when the read failed
+/// (bus error, timeout, FIFO overrun), one NaN sample in the failed read's place (with the
+/// error, to log), so that the window that spans the lost samples is invalid.
+pub fn next_sample<B: Board + ?Sized>(board: &mut B) -> ([f32; 3], Option<SensorError>) {
+    match board.read_sample_mg() {
+        Ok(s) => (s, None),
+        Err(e) => ([f32::NAN; 3], Some(e)),
+    }
 }
 
 /// A board: a 3-axis accelerometer, a way to show the state, button A, a seed.

@@ -11,8 +11,9 @@
 //! (⌊rate·N⌋ + 1)-th largest, k = 3) gives 1.5 %. When (N + 1)·rate < 1 no order statistic
 //! can certify the rate and the threshold is the largest score.
 //!
-//! Only the k largest scores seen so far are kept: a sorted array of at most [`MAX_TOP`],
-//! updated by insertion, so the result is exact, not an approximation. The array is borrowed
+//! Only the k largest scores seen so far are kept: a descending [`TopK`] (a `heapless::Vec` of
+//! at most [`MAX_TOP`]), updated by insertion, so the result is exact, not an approximation. It
+//! is borrowed
 //! (on the device it is part of the application's static [`crate::app::Buffers`]), so a
 //! `Calibrator` itself is a few words. It also keeps the mean of the N scores, from which the
 //! application follows slow drift after calibration ([`crate::app::Settings::drift_windows`]).
@@ -26,6 +27,9 @@ use core::fmt;
 
 /// Largest k = ⌊(N + 1)·rate⌋ the calibrator holds (e.g. 1 % of 1,600 windows, 8 % of 200).
 pub const MAX_TOP: usize = 16;
+
+/// The calibration's largest scores, descending: a fixed-capacity vector (no heap).
+pub type TopK = heapless::Vec<f32, MAX_TOP>;
 
 /// Impossible calibration settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,9 +62,8 @@ impl fmt::Display for CalibrationError {
 /// The streaming quantile: feed it N scores, it returns the threshold after the N-th.
 #[derive(Debug, PartialEq)]
 pub struct Calibrator<'b> {
-    /// The largest scores so far, descending; the first `filled` are valid.
-    top: &'b mut [f32; MAX_TOP],
-    filled: usize,
+    /// The k (or fewer) largest scores so far, descending.
+    top: &'b mut TopK,
     k: usize,
     seen: u32,
     target: u32,
@@ -78,11 +81,7 @@ fn rank(rate: f32, n: u32) -> usize {
 impl<'b> Calibrator<'b> {
     /// A calibration over `windows` scores at false-alarm rate `rate`, keeping its top-k in
     /// `top` (overwritten).
-    pub fn new(
-        windows: u32,
-        rate: f32,
-        top: &'b mut [f32; MAX_TOP],
-    ) -> Result<Self, CalibrationError> {
+    pub fn new(windows: u32, rate: f32, top: &'b mut TopK) -> Result<Self, CalibrationError> {
         if windows == 0 {
             return Err(CalibrationError::NoWindows);
         }
@@ -93,10 +92,9 @@ impl<'b> Calibrator<'b> {
         if k > MAX_TOP {
             return Err(CalibrationError::TooManyAllowed { k });
         }
-        top.fill(f32::NEG_INFINITY);
+        top.clear();
         Ok(Calibrator {
             top,
-            filled: 0,
             k,
             seen: 0,
             target: windows,
@@ -107,7 +105,7 @@ impl<'b> Calibrator<'b> {
 
     /// Starts over (same N and rate).
     pub fn reset(&mut self) {
-        self.filled = 0;
+        self.top.clear();
         self.seen = 0;
         self.mean = 0.0;
     }
@@ -145,20 +143,18 @@ impl<'b> Calibrator<'b> {
         }
         self.seen += 1;
         self.mean += (score - self.mean) / self.seen as f32;
-        // Insert into the descending top-k.
-        let mut i = self.filled.min(self.k);
-        if i == self.k && score <= self.top[self.k - 1] {
-            // Not among the k largest.
-        } else {
-            if i == self.k {
-                i -= 1; // drop the smallest
+        // Insert into the descending top-k, after the scores it does not exceed.
+        let at = self
+            .top
+            .iter()
+            .position(|&t| t < score)
+            .unwrap_or(self.top.len());
+        if at < self.k {
+            if self.top.len() == self.k {
+                self.top.pop(); // drop the smallest
             }
-            while i > 0 && self.top[i - 1] < score {
-                self.top[i] = self.top[i - 1];
-                i -= 1;
-            }
-            self.top[i] = score;
-            self.filled = (self.filled + 1).min(self.k);
+            // Never full here (len < k ≤ MAX_TOP), and at ≤ len.
+            let _ = self.top.insert(at, score);
         }
         if self.seen == self.target {
             Some(self.threshold_now())
@@ -169,11 +165,7 @@ impl<'b> Calibrator<'b> {
 
     /// The k-th largest score so far (the smallest kept when fewer than k were seen).
     pub fn threshold_now(&self) -> f32 {
-        if self.filled == 0 {
-            f32::NAN
-        } else {
-            self.top[self.filled - 1]
-        }
+        self.top.last().copied().unwrap_or(f32::NAN)
     }
 }
 
@@ -210,7 +202,7 @@ mod tests {
                     ((x >> 40) % 1000) as f32 / 7.0 // ties included
                 })
                 .collect();
-            let mut top = [0f32; MAX_TOP];
+            let mut top = TopK::new();
             let mut c = Calibrator::new(n, rate, &mut top).unwrap();
             let mut got = None;
             for (i, &s) in scores.iter().enumerate() {
@@ -236,7 +228,7 @@ mod tests {
 
     #[test]
     fn refuses_impossible_settings() {
-        let mut t = [0f32; MAX_TOP];
+        let mut t = TopK::new();
         assert_eq!(
             Calibrator::new(0, 0.01, &mut t),
             Err(CalibrationError::NoWindows)

@@ -21,6 +21,9 @@
 //! * [`telemetry`]: the compact frame that carries a window's latents instead of its samples.
 //! * [`board`]: the [`board::Board`] trait (sensor, LEDs, button A, seed) and the simulated
 //!   board [`board::SimBoard`] used on QEMU (and in host tests).
+//! * [`sensor`]: the LSM303AGR accelerometer driver over any embedded-hal 1.0 I²C bus, read
+//!   through its FIFO so that no sample is lost while a window is scored (and an overrun is
+//!   detected, never silent); its module docs have the cycle budget per window.
 //! * `run` and `stack` (Cortex-M only): the main loop with its defmt log lines, shared by the
 //!   programs, and the stack painting that measures the stack's high-water mark.
 //!
@@ -37,7 +40,15 @@ pub mod app;
 pub mod board;
 pub mod calibration;
 pub mod scenario;
+pub mod sensor;
 pub mod telemetry;
+
+// The board's defmt global logger, linked into every program of that board (so build.rs can
+// give every program defmt's linker script by target and feature alone).
+#[cfg(all(target_os = "none", feature = "microbit"))]
+use defmt_rtt as _;
+#[cfg(all(target_os = "none", feature = "qemu"))]
+use defmt_semihosting as _;
 
 #[cfg(target_os = "none")]
 pub mod qemu;

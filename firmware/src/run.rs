@@ -169,17 +169,14 @@ fn step<B: Board>(app: &mut App<'_>, board: &mut B) -> bool {
         app.recalibrate();
         board.show(crate::app::State::Calibrating);
     }
-    let sample = match board.read_sample_mg() {
-        Ok(v) => v,
-        Err(e) => {
-            defmt::warn!(
-                "sensor: {} at sample {=u64}; counted as invalid",
-                e,
-                app.samples()
-            );
-            [f32::NAN; 3]
-        }
-    };
+    let (sample, error) = crate::board::next_sample(board);
+    if let Some(e) = error {
+        defmt::warn!(
+            "sensor: {} at sample {=u64}; counted as invalid",
+            e,
+            app.samples()
+        );
+    }
     app.push_sample(sample)
 }
 

@@ -221,7 +221,7 @@ fn parse_window(line: &str) -> Option<WindowLine> {
 /// The host build of the same application on the same scenario: (index, truth, verdict, score).
 /// The calibration's k for `rate` and N (as the firmware computes it).
 fn calibration_rank(rate: f32, n: u32) -> usize {
-    let mut top = [0f32; firmware::calibration::MAX_TOP];
+    let mut top = firmware::calibration::TopK::new();
     firmware::calibration::Calibrator::new(n, rate, &mut top)
         .unwrap()
         .rank()

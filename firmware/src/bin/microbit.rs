@@ -1,6 +1,8 @@
 //! The application on a BBC micro:bit v2 (nRF52833): the onboard LSM303AGR accelerometer over
-//! I²C (TWIM0, 400 kHz) at the model's sample rate (400 Hz, normal mode, ±2 g), read by polling
-//! its data-ready flag; defmt over RTT; the LED matrix shows the state; button A re-calibrates;
+//! I²C (TWIM0, 400 kHz) at the model's sample rate (400 Hz, normal mode, ±2 g), read through
+//! its 32-sample FIFO by the board-independent driver `firmware::sensor` (so no sample is lost
+//! while a window is scored, an overrun marks its window invalid, and the sensor is set up
+//! again after bus errors); defmt over RTT; the LED matrix shows the state; button A re-calibrates;
 //! the scores' random draws are seeded from the hardware RNG.
 //!
 //! LEDs: a square ring = calibrating (the first 200 valid windows, 32 s at 400 Hz), a single
@@ -8,40 +10,21 @@
 //! ≥ 2000 mg, or unreadable sample). The model expects the board mounted like the simulated
 //! sensor: z along the shaft (gravity +1000 mg on z), x and y radial.
 //!
-//! Build the image: `cargo build -p firmware --release` (build.rs cross-compiles this file for
-//! thumbv7em-none-eabihf and prints where the ELF is). Flash and run it (probe-rs, board on
-//! USB): `cargo run -p firmware --release`, whose host side is the `main` below.
+//! Build the image: `cargo microbit-build` (an alias in `.cargo/config.toml` for `cargo build -p
+//! firmware --release --target thumbv7em-none-eabihf --bin microbit`; the ELF is
+//! `target/thumbv7em-none-eabihf/release/microbit`). Flash and run it (probe-rs, board on
+//! USB): `cargo microbit`, the same with `probe-rs run --chip nRF52833_xxAA` as the runner.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-/// On the host this program is the flasher: it runs `probe-rs run --chip nRF52833_xxAA` on the
-/// image that build.rs cross-compiled (release builds only), passing any extra arguments on.
+/// On the host this program only says how to build and flash the real one.
 #[cfg(not(target_os = "none"))]
 fn main() {
-    const PROBE_RS: &str = "probe-rs";
-    let Some(image) = option_env!("MICROBIT_IMAGE") else {
-        eprintln!(
-            "this build has no micro:bit image (build.rs makes one in release builds): \
-             run `cargo run -p firmware --release`"
-        );
-        std::process::exit(2);
-    };
-    eprintln!("flashing {image} with {PROBE_RS} (chip nRF52833_xxAA)");
-    let status = std::process::Command::new(PROBE_RS)
-        .args(["run", "--chip", "nRF52833_xxAA"])
-        .args(std::env::args_os().skip(1))
-        .arg(image)
-        .status();
-    match status {
-        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
-        Err(e) => {
-            eprintln!(
-                "cannot run {PROBE_RS} ({e}). Install it (https://probe.rs): \
-                 `cargo install probe-rs-tools --locked`, then run again, or flash {image} \
-                 with any SWD/CMSIS-DAP tool."
-            );
-            std::process::exit(2);
-        }
-    }
+    eprintln!(
+        "microbit is a Cortex-M program. Build and flash it (probe-rs, board on USB) with \
+         `cargo microbit`; build only: `cargo microbit-build` \
+         (= cargo build -p firmware --release --target thumbv7em-none-eabihf --bin microbit)"
+    );
+    std::process::exit(2);
 }
 
 #[cfg(target_os = "none")]
@@ -50,19 +33,17 @@ mod app {
 
     use cortex_m::interrupt::{Mutex, free};
     use cortex_m_rt::entry;
-    use defmt_rtt as _; // defmt's global logger: RTT.
+    // defmt's global logger (RTT) is linked by the library (`firmware` with `microbit`).
     use embedded_hal::digital::InputPin;
     use firmware::app::{App, Buffers, Settings, State};
     use firmware::board::{Board, SensorError};
+    use firmware::sensor::Accelerometer;
     use firmware::{DEFAULT_MODEL, run, stack};
-    use lsm303agr::interface::I2cInterface;
-    use lsm303agr::mode::MagOneShot;
-    use lsm303agr::{AccelMode, AccelOutputDataRate, AccelScale, Lsm303agr};
     use microbit::display::nonblocking::{BitImage, Display};
     use microbit::hal::gpio::{Floating, Input, Pin};
     use microbit::hal::twim::{Frequency, Twim};
     use microbit::hal::{Rng, Timer};
-    use microbit::pac::{self, TIMER1, TWIM0, interrupt};
+    use microbit::pac::{self, TIMER0, TIMER1, TWIM0, interrupt};
     use static_cell::{ConstStaticCell, StaticCell};
 
     /// The application's buffers: scoring workspace, window, calibration top-k (`.bss`).
@@ -101,11 +82,22 @@ mod app {
         [0, 0, 0, 0, 0],
     ]);
 
-    /// Polls of the data-ready flag before a read counts as timed out (≫ one 2.5 ms period).
-    const READY_POLLS: u32 = 10_000;
+    /// The I²C bus (TWIM0 on the internal pins), shared by the driver's register accesses.
+    static I2C_BUS: StaticCell<RefCell<Twim<TWIM0>>> = StaticCell::new();
+
+    /// Re-initialises TWIM0 before the sensor is set up again after an error.
+    fn reset_twim(twim: &mut Twim<TWIM0>) {
+        twim.disable();
+        twim.enable();
+    }
+
+    /// The board: the sensor driver (with its 32-sample queue) lives here, in `.bss`, not on
+    /// the stack.
+    static BOARD: StaticCell<Microbit> = StaticCell::new();
 
     struct Microbit {
-        sensor: Lsm303agr<I2cInterface<Twim<TWIM0>>, MagOneShot>,
+        /// The board-independent driver (`firmware::sensor`, tested on the host).
+        sensor: Accelerometer<'static, Twim<TWIM0>, Timer<TIMER0>>,
         button_a: Pin<Input<Floating>>,
         button_was_down: bool,
         rng: Rng,
@@ -113,15 +105,7 @@ mod app {
 
     impl Board for Microbit {
         fn read_sample_mg(&mut self) -> Result<[f32; 3], SensorError> {
-            for _ in 0..READY_POLLS {
-                let status = self.sensor.accel_status().map_err(|_| SensorError::Bus)?;
-                if status.xyz_new_data() {
-                    let a = self.sensor.acceleration().map_err(|_| SensorError::Bus)?;
-                    let (x, y, z) = a.xyz_mg();
-                    return Ok([x as f32, y as f32, z as f32]);
-                }
-            }
-            Err(SensorError::Timeout)
+            self.sensor.read_sample_mg()
         }
 
         fn show(&mut self, state: State) {
@@ -150,20 +134,6 @@ mod app {
         }
     }
 
-    /// Output data rate for the model's sample rate.
-    fn odr(hz: f32) -> Option<AccelOutputDataRate> {
-        Some(match hz as u32 {
-            1 => AccelOutputDataRate::Hz1,
-            10 => AccelOutputDataRate::Hz10,
-            25 => AccelOutputDataRate::Hz25,
-            50 => AccelOutputDataRate::Hz50,
-            100 => AccelOutputDataRate::Hz100,
-            200 => AccelOutputDataRate::Hz200,
-            400 => AccelOutputDataRate::Hz400,
-            _ => return None,
-        })
-    }
-
     /// Stops with the "invalid" pattern after a fatal start-up error (already logged).
     fn halt() -> ! {
         free(|cs| {
@@ -183,7 +153,6 @@ mod app {
             defmt::error!("peripherals already taken");
             halt()
         };
-        let mut timer = Timer::new(board.TIMER0);
         let display = Display::new(board.TIMER1, board.display_pins);
         free(|cs| DISPLAY.borrow(cs).replace(Some(display)));
         // SAFETY: the handler only touches DISPLAY, through the critical-section mutex.
@@ -201,32 +170,32 @@ mod app {
             halt()
         };
         let rate = app.geometry().sample_rate_hz;
-        let Some(odr) = odr(rate) else {
+        let i2c = Twim::new(board.TWIM0, board.i2c_internal.into(), Frequency::K400);
+        let bus = I2C_BUS.init(RefCell::new(i2c));
+        let timer = Timer::new(board.TIMER0);
+        let Ok(mut sensor) = Accelerometer::new(bus, timer, rate, Some(reset_twim)) else {
             defmt::error!("the LSM303AGR has no {=f32} Hz output data rate", rate);
             halt()
         };
-        let i2c = Twim::new(board.TWIM0, board.i2c_internal.into(), Frequency::K400);
-        let mut sensor = Lsm303agr::new_with_i2c(i2c);
-        let setup = sensor
-            .init()
-            .and_then(|()| sensor.set_accel_mode_and_odr(&mut timer, AccelMode::Normal, odr))
-            .and_then(|()| sensor.set_accel_scale(AccelScale::G2));
-        if setup.is_err() {
-            defmt::error!("LSM303AGR set-up over I2C failed");
-            halt()
+        // A sensor that is not there yet is not fatal: every read retries, once per period.
+        match sensor.init() {
+            Ok(()) => defmt::info!(
+                "LSM303AGR: normal mode, {=f32} Hz, +-2 g, FIFO in stream mode; seed {=u64:#x}",
+                rate,
+                seed
+            ),
+            Err(e) => defmt::error!(
+                "LSM303AGR set-up over I2C failed: {}; retrying on every read",
+                e
+            ),
         }
-        defmt::info!(
-            "LSM303AGR: normal mode, {=f32} Hz, +-2 g; seed {=u64:#x}",
-            rate,
-            seed
-        );
-        let mut b = Microbit {
+        let b = BOARD.init(Microbit {
             sensor,
             button_a: board.buttons.button_a.degrade(),
             button_was_down: false,
             rng,
-        };
-        run::run(app, &mut b, None);
+        });
+        run::run(app, b, None);
         halt()
     }
 

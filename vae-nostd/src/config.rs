@@ -302,6 +302,27 @@ impl VaeConfig {
         }
     }
 
+    /// Flat offset of decoder layer `from` (0 = the first, `decoder_hidden.len()` = the
+    /// output layer): where the parameters [`crate::Vae::with_decoder_suffix`] replaces
+    /// begin. `InvalidArgument` for a layer the decoder does not have.
+    pub const fn decoder_suffix_offset(&self, from: usize) -> Result<usize, Error> {
+        if from > self.decoder_hidden.len {
+            return Err(Error::InvalidArgument("decoder layer out of range"));
+        }
+        Ok(self.layer(Net::Decoder, from).weight)
+    }
+
+    /// Parameters from decoder layer `from` on — what on-device adaptation of the decoder's
+    /// last layers trains, and the length of its gradient and of each optimizer moment
+    /// (statics sized at compile time: `[f32; CFG.decoder_suffix_params(k)]`); 0 for a layer
+    /// the decoder does not have.
+    pub const fn decoder_suffix_params(&self, from: usize) -> usize {
+        match self.decoder_suffix_offset(from) {
+            Ok(at) => self.num_params() - at,
+            Err(_) => 0,
+        }
+    }
+
     /// Shape and position of affine layer `i` of a network (`i == num_layers - 1` is the
     /// output layer: the encoder head or the decoder output).
     pub const fn layer(&self, net: Net, i: usize) -> LinearShape {

@@ -362,6 +362,14 @@ struct NetPass {
     scratch: usize,
 }
 
+/// Where [`Vae::net_backward`] puts parameter gradients: `grads[offset − base]` for the layers
+/// `first..` of the net (earlier layers are skipped, with no input gradient below `first`).
+struct GradTarget<'g, T> {
+    grads: &'g mut [T],
+    base: usize,
+    first: usize,
+}
+
 /// The first layer's input: a caller's slice (x) or a workspace region (z).
 enum NetInput<'x, T> {
     External(&'x [T]),
@@ -369,10 +377,17 @@ enum NetInput<'x, T> {
 }
 
 /// A VAE: configuration plus a borrowed flat parameter vector (layout: [`VaeConfig`]).
+///
+/// The parameters from a decoder layer on may come from a second slice
+/// ([`Vae::with_decoder_suffix`]): on a device the factory model stays in flash and only the
+/// adapted last layers live in RAM.
 #[derive(Clone, Copy, Debug)]
 pub struct Vae<'p, T> {
     cfg: VaeConfig,
     params: &'p [T],
+    /// Flat offset where `suffix` takes over (`num_params` when there is none).
+    suffix_at: usize,
+    suffix: &'p [T],
 }
 
 impl<'p, T: Real> Vae<'p, T> {
@@ -380,7 +395,30 @@ impl<'p, T: Real> Vae<'p, T> {
     pub fn new(cfg: VaeConfig, params: &'p [T]) -> Result<Self, Error> {
         cfg.validate()?;
         check_len("parameters", cfg.num_params(), params.len())?;
-        Ok(Vae { cfg, params })
+        Ok(Vae {
+            cfg,
+            params,
+            suffix_at: cfg.num_params(),
+            suffix: &[],
+        })
+    }
+
+    /// A VAE whose parameters from decoder layer `from` on (`from` = the number of decoder
+    /// hidden layers is the output layer alone) are `suffix` instead of `params`' own:
+    /// `suffix` holds `num_params − cfg.decoder_suffix_offset(from)` values in the flat layout's
+    /// order. [`Vae::backward_decoder_suffix`] gives their gradient.
+    pub fn with_decoder_suffix(
+        cfg: VaeConfig,
+        params: &'p [T],
+        from: usize,
+        suffix: &'p [T],
+    ) -> Result<Self, Error> {
+        let mut vae = Self::new(cfg, params)?;
+        let at = cfg.decoder_suffix_offset(from)?;
+        check_len("decoder suffix", cfg.num_params() - at, suffix.len())?;
+        vae.suffix_at = at;
+        vae.suffix = suffix;
+        Ok(vae)
     }
 
     /// The configuration.
@@ -388,7 +426,8 @@ impl<'p, T: Real> Vae<'p, T> {
         &self.cfg
     }
 
-    /// The parameters.
+    /// The base parameters (with a decoder suffix, its range here is the factory values the
+    /// suffix replaces).
     pub fn params(&self) -> &'p [T] {
         self.params
     }
@@ -403,13 +442,14 @@ impl<'p, T: Real> Vae<'p, T> {
         pass: &NetPass,
         input: NetInput<'_, T>,
         dinput: Option<usize>,
-        grads: &mut [T],
+        grads: GradTarget<'_, T>,
         buf: &mut [T],
         accumulate: bool,
     ) -> Result<(), Error> {
         let rows = pass.rows;
         let nh = self.cfg.num_layers(pass.net) - 1;
-        for j in (0..=nh).rev() {
+        let GradTarget { grads, base, first } = grads;
+        for j in (first..=nh).rev() {
             let l = self.cfg.layer(pass.net, j);
             let (w, _, inp_dim, out_dim) = self.wb(pass.net, j);
             let dy_at = if j == nh { pass.dout } else { pass.hidden[j] };
@@ -423,8 +463,16 @@ impl<'p, T: Real> Vae<'p, T> {
                 )?;
                 activation_backward(self.cfg.activation, y, dy)?;
             }
-            let [dw, db] = layer_grads(grads, l.weight..l.bias, l.bias..l.end())?;
-            let dinp_at = if j == 0 { dinput } else { Some(pass.scratch) };
+            let [dw, db] = layer_grads(
+                grads,
+                l.weight - base..l.bias - base,
+                l.bias - base..l.end() - base,
+            )?;
+            let dinp_at = if j == first {
+                if j == 0 { dinput } else { None }
+            } else {
+                Some(pass.scratch)
+            };
             let inp_at = match (j, &input) {
                 (0, NetInput::External(x)) => {
                     // The input lives outside the workspace.
@@ -474,9 +522,15 @@ impl<'p, T: Real> Vae<'p, T> {
 
     fn wb(&self, net: Net, i: usize) -> (&'p [T], &'p [T], usize, usize) {
         let l = self.cfg.layer(net, i);
+        // Layers start at or after `suffix_at`, or end at or before it (a layer boundary).
+        let (src, at) = if l.weight >= self.suffix_at {
+            (self.suffix, self.suffix_at)
+        } else {
+            (self.params, 0)
+        };
         (
-            &self.params[l.weight..l.bias],
-            &self.params[l.bias..l.end()],
+            &src[l.weight - at..l.bias - at],
+            &src[l.bias - at..l.end() - at],
             l.inp,
             l.out,
         )
@@ -816,6 +870,40 @@ impl<'p, T: Real> Vae<'p, T> {
         self.backward_impl(kernel, x, grads, ws, false)
     }
 
+    /// Weight c_s of each sample in the loss −Σ_s c_s·(sample term), into `logw`.
+    fn sample_weights(&self, ws: &mut Workspace<'_, T>, n: usize, obj: Objective<T>) {
+        let lay = ws.layout;
+        let l_count = obj.samples;
+        let inv_n = T::ONE / T::from_usize(n);
+        let inv_nl = T::ONE / T::from_usize(n * l_count);
+        for b in 0..n {
+            let lw = &mut ws.buf[lay.logw + b * l_count..lay.logw + (b + 1) * l_count];
+            if obj.estimator == Estimator::ImportanceWeighted {
+                // Normalized importance weights w̃_l = softmax(log w)_l (Burda et al. eq. 13).
+                let lse = log_sum_exp(lw);
+                lw.iter_mut().for_each(|v| *v = (*v - lse).exp() * inv_n);
+            } else {
+                lw.iter_mut().for_each(|v| *v = inv_nl);
+            }
+        }
+    }
+
+    /// Decoder output gradients, in place: d(−c·log p(x|z))/d out for each of `rows` samples.
+    fn likelihood_grads(&self, x: &[T], rows: usize, l_count: usize, ws: &mut Workspace<'_, T>) {
+        let lay = ws.layout;
+        let (d, dout) = (self.cfg.input, self.cfg.decoder_out());
+        for s in 0..rows {
+            let c = ws.buf[lay.logw + s];
+            let xb = &x[(s / l_count) * d..][..d];
+            log_likelihood_backward(
+                self.cfg.likelihood,
+                &mut ws.buf[lay.out + s * dout..][..dout],
+                xb,
+                c,
+            );
+        }
+    }
+
     fn backward_impl<K: Gemm<T> + ?Sized>(
         &self,
         kernel: &K,
@@ -831,36 +919,12 @@ impl<'p, T: Real> Vae<'p, T> {
         let lay = ws.layout;
         let cfg = &self.cfg;
         let zd = cfg.latent;
-        let d = cfg.input;
-        let dout = cfg.decoder_out();
         let l_count = obj.samples;
         let rows = n * l_count;
         let inv_n = T::ONE / T::from_usize(n);
-        let inv_nl = T::ONE / T::from_usize(rows);
 
-        // Weight c_s of each sample in the loss −Σ_s c_s·(sample term); kept in `logw`.
-        for b in 0..n {
-            let lw = &mut ws.buf[lay.logw + b * l_count..lay.logw + (b + 1) * l_count];
-            if obj.estimator == Estimator::ImportanceWeighted {
-                // Normalized importance weights w̃_l = softmax(log w)_l (Burda et al. eq. 13).
-                let lse = log_sum_exp(lw);
-                lw.iter_mut().for_each(|v| *v = (*v - lse).exp() * inv_n);
-            } else {
-                lw.iter_mut().for_each(|v| *v = inv_nl);
-            }
-        }
-
-        // Decoder output gradients, in place: d(−c·log p(x|z))/d out.
-        for s in 0..rows {
-            let c = ws.buf[lay.logw + s];
-            let xb = &x[(s / l_count) * d..][..d];
-            log_likelihood_backward(
-                cfg.likelihood,
-                &mut ws.buf[lay.out + s * dout..][..dout],
-                xb,
-                c,
-            );
-        }
+        self.sample_weights(ws, n, obj);
+        self.likelihood_grads(x, rows, l_count, ws);
 
         // Decoder layers, output first; the input gradient of the first one is dL/dz.
         let dec = NetPass {
@@ -875,7 +939,11 @@ impl<'p, T: Real> Vae<'p, T> {
             &dec,
             NetInput::Region(lay.z),
             Some(lay.dz),
-            grads,
+            GradTarget {
+                grads: &mut *grads,
+                base: 0,
+                first: 0,
+            },
             ws.buf,
             accumulate,
         )?;
@@ -937,10 +1005,60 @@ impl<'p, T: Real> Vae<'p, T> {
             &enc,
             NetInput::External(x),
             None,
-            grads,
+            GradTarget {
+                grads,
+                base: 0,
+                first: 0,
+            },
             ws.buf,
             accumulate,
         )?;
         Ok(())
+    }
+
+    /// The gradient of the loss (−bound) of the last forward pass with respect to the
+    /// parameters from decoder layer `from` on only — the decoder's last layers, which
+    /// on-device adaptation trains — *written* into `grads [num_params −
+    /// cfg.decoder_suffix_offset(from)]`. The bound's KL term does not depend on θ, so this is
+    /// `−∂/∂θ E[log p(x|z)]` through the decoder's top layers (eq. 7's θ-gradient); the rest
+    /// of the backward pass is skipped. The values equal the same range of
+    /// [`Vae::backward_set`]'s gradient bit for bit. Clears the forward pass, as `backward`.
+    pub fn backward_decoder_suffix<K: Gemm<T> + ?Sized>(
+        &self,
+        kernel: &K,
+        x: &[T],
+        from: usize,
+        grads: &mut [T],
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        let base = self.cfg.decoder_suffix_offset(from)?;
+        check_len("grads", self.cfg.num_params() - base, grads.len())?;
+        let Pass { n, obj } = ws.pass.ok_or(Error::NoForwardPass)?;
+        check_len("x", n * self.cfg.input, x.len())?;
+        ws.pass = None;
+        let lay = ws.layout;
+        let rows = n * obj.samples;
+        self.sample_weights(ws, n, obj);
+        self.likelihood_grads(x, rows, obj.samples, ws);
+        let dec = NetPass {
+            net: Net::Decoder,
+            rows,
+            hidden: lay.dec_h,
+            dout: lay.out,
+            scratch: lay.scratch,
+        };
+        self.net_backward(
+            kernel,
+            &dec,
+            NetInput::Region(lay.z),
+            None,
+            GradTarget {
+                grads,
+                base,
+                first: from,
+            },
+            ws.buf,
+            false,
+        )
     }
 }

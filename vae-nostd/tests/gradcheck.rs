@@ -222,3 +222,84 @@ fn backward_set_writes_what_backward_adds_to_zero() {
         assert!(set.iter().zip(&added).all(|(a, b)| a == b));
     }
 }
+
+/// On-device adaptation's gradient: for every decoder layer `from`, the parameters from it on
+/// held in a separate slice ([`Vae::with_decoder_suffix`]) give the same bound as the plain
+/// model, their gradient ([`Vae::backward_decoder_suffix`]) equals that range of the full
+/// gradient bit for bit (checked against finite differences above), and finite differences
+/// taken on the *suffix slice* match it (so the forward pass reads the suffix, not the base).
+#[test]
+fn decoder_suffix_gradient_is_the_full_gradient_s_range_and_matches_finite_differences() {
+    for (name, cfg) in configs() {
+        for obj in objectives() {
+            let n = 2;
+            let p = params::<f64>(&cfg, 0.4, 11);
+            let x = data::<f64>(&cfg, n, 12);
+            let e = eps::<f64>(n * obj.samples, cfg.latent, 13);
+            let (full_bound, full) = gradient(&cfg, &p, &x, n, obj, &e);
+            for from in 0..=cfg.decoder_hidden.len() {
+                let at = cfg.decoder_suffix_offset(from).unwrap();
+                // The base's suffix range is garbage: only the suffix slice may be read.
+                let mut base = p.clone();
+                base[at..].iter_mut().for_each(|v| *v = f64::NAN);
+                let suffix = p[at..].to_vec();
+                let run = |sfx: &[f64], grads: Option<&mut [f64]>| {
+                    let mut buf = vec![0.0; cfg.workspace_len(n, obj.samples)];
+                    let mut ws = Workspace::new(&cfg, n, obj.samples, &mut buf).unwrap();
+                    let vae = Vae::with_decoder_suffix(cfg, &base, from, sfx).unwrap();
+                    let b = vae
+                        .forward_with_eps(&Portable, &x, n, obj, &e, &mut ws)
+                        .unwrap();
+                    if let Some(g) = grads {
+                        vae.backward_decoder_suffix(&Portable, &x, from, g, &mut ws)
+                            .unwrap();
+                    }
+                    b.objective
+                };
+                assert_eq!(cfg.decoder_suffix_params(from), p.len() - at);
+                let mut g = vec![f64::NAN; p.len() - at];
+                let b = run(&suffix, Some(&mut g));
+                assert_eq!(b.to_bits(), full_bound.objective.to_bits(), "{name} {from}");
+                assert!(
+                    g.iter()
+                        .zip(&full[at..])
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name} {obj:?} from {from}"
+                );
+                let h = 1e-4;
+                for i in 0..suffix.len() {
+                    let mut q = suffix.clone();
+                    let mut f = |d: f64| {
+                        q[i] = suffix[i] + d;
+                        -run(&q, None)
+                    };
+                    let num = (f(-2.0 * h) - 8.0 * f(-h) + 8.0 * f(h) - f(2.0 * h)) / (12.0 * h);
+                    let rel = (g[i] - num).abs() / g[i].abs().max(num.abs()).max(1e-3);
+                    assert!(rel < TOL, "{name} {obj:?} from {from} [{i}]: {rel:.3e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn decoder_suffix_refuses_bad_layers_and_lengths() {
+    let (_, cfg) = configs()[1];
+    let p = params::<f64>(&cfg, 0.4, 1);
+    let last = cfg.decoder_hidden.len();
+    assert!(cfg.decoder_suffix_offset(last + 1).is_err());
+    assert_eq!(cfg.decoder_suffix_params(last + 1), 0);
+    let at = cfg.decoder_suffix_offset(last).unwrap();
+    assert!(Vae::with_decoder_suffix(cfg, &p, last, &p[at + 1..]).is_err());
+    assert!(Vae::with_decoder_suffix(cfg, &p, last + 1, &p[at..]).is_err());
+    let x = data::<f64>(&cfg, 1, 2);
+    let mut buf = vec![0.0; cfg.workspace_len(1, 1)];
+    let mut ws = Workspace::new(&cfg, 1, 1, &mut buf).unwrap();
+    let vae = Vae::with_decoder_suffix(cfg, &p, last, &p[at..]).unwrap();
+    let mut g = vec![0.0; p.len() - at];
+    // No forward pass yet.
+    assert!(
+        vae.backward_decoder_suffix(&Portable, &x, last, &mut g, &mut ws)
+            .is_err()
+    );
+}

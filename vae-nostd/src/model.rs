@@ -362,6 +362,19 @@ struct NetPass {
     scratch: usize,
 }
 
+impl NetPass {
+    /// The decoder's backward pass over `rows` samples of the workspace `lay`.
+    fn decoder(lay: &WorkspaceLayout, rows: usize) -> Self {
+        NetPass {
+            net: Net::Decoder,
+            rows,
+            hidden: lay.dec_h,
+            dout: lay.out,
+            scratch: lay.scratch,
+        }
+    }
+}
+
 /// Where [`Vae::net_backward`] puts parameter gradients: `grads[offset − base]` for the layers
 /// `first..` of the net (earlier layers are skipped, with no input gradient below `first`).
 struct GradTarget<'g, T> {
@@ -927,13 +940,7 @@ impl<'p, T: Real> Vae<'p, T> {
         self.likelihood_grads(x, rows, l_count, ws);
 
         // Decoder layers, output first; the input gradient of the first one is dL/dz.
-        let dec = NetPass {
-            net: Net::Decoder,
-            rows,
-            hidden: lay.dec_h,
-            dout: lay.out,
-            scratch: lay.scratch,
-        };
+        let dec = NetPass::decoder(&lay, rows);
         self.net_backward(
             kernel,
             &dec,
@@ -1040,13 +1047,7 @@ impl<'p, T: Real> Vae<'p, T> {
         let rows = n * obj.samples;
         self.sample_weights(ws, n, obj);
         self.likelihood_grads(x, rows, obj.samples, ws);
-        let dec = NetPass {
-            net: Net::Decoder,
-            rows,
-            hidden: lay.dec_h,
-            dout: lay.out,
-            scratch: lay.scratch,
-        };
+        let dec = NetPass::decoder(&lay, rows);
         self.net_backward(
             kernel,
             &dec,

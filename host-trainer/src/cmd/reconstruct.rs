@@ -45,12 +45,7 @@ pub(crate) fn draw_reconstructions(
         let idx = showcase(ds, n);
         let sub = ds.subset(&idx);
         let (x, n) = train::fixed_subset(&sub, idx.len(), binarize, 3);
-        let head = engine.encode(&x, n)?;
-        let mu: Vec<f32> = head
-            .chunks_exact(2 * cfg.latent)
-            .flat_map(|h| h[..cfg.latent].to_vec())
-            .collect();
-        let rec = engine.decode_mean(&mu, n)?;
+        let rec = reconstruct_at_mean(engine, &x, n, cfg.latent)?;
         let captions: Vec<String> = idx
             .iter()
             .enumerate()
@@ -75,12 +70,7 @@ pub(crate) fn draw_reconstructions(
     } else {
         // Images: inputs above their reconstructions, row by row of the grid.
         let (x, n) = train::fixed_subset(ds, n, binarize, 3);
-        let head = engine.encode(&x, n)?;
-        let mu: Vec<f32> = head
-            .chunks_exact(2 * cfg.latent)
-            .flat_map(|h| h[..cfg.latent].to_vec())
-            .collect();
-        let rec = engine.decode_mean(&mu, n)?;
+        let rec = reconstruct_at_mean(engine, &x, n, cfg.latent)?;
         let cols = grid_cols(n).max(1);
         let mut rows = Vec::new();
         for start in (0..n).step_by(cols) {
@@ -108,4 +98,14 @@ pub(crate) fn draw_reconstructions(
         .with_context(|| format!("{}", png.display()))?;
     }
     Ok(png.to_path_buf())
+}
+
+/// Decoder means at z = μ(x) for `n` rows of `x`: the reconstructions the pictures show.
+fn reconstruct_at_mean(engine: &Engine, x: &[f32], n: usize, latent: usize) -> Result<Vec<f32>> {
+    let head = engine.encode(x, n)?;
+    let mu: Vec<f32> = head
+        .chunks_exact(2 * latent)
+        .flat_map(|h| h[..latent].to_vec())
+        .collect();
+    Ok(engine.decode_mean(&mu, n)?)
 }

@@ -40,6 +40,29 @@ pub fn linear_forward<T: Real, K: Gemm<T> + ?Sized>(
     )
 }
 
+/// Bias gradient of a dense layer, `dbias = Σ_rows dout` (row by row, in order; added to
+/// `dbias` when `accumulate`): the part of [`linear_backward`] that needs neither the layer's
+/// input nor its weights. Shapes: `dbias [out_dim]`, `dout [rows][out_dim]`.
+pub fn bias_backward<T: Real>(
+    dbias: &mut [T],
+    dout: &[T],
+    rows: usize,
+    out_dim: usize,
+    accumulate: bool,
+) -> Result<(), Error> {
+    check_len("bias_backward dout", rows * out_dim, dout.len())?;
+    check_len("bias_backward dbias", out_dim, dbias.len())?;
+    if !accumulate {
+        dbias.iter_mut().for_each(|b| *b = T::ZERO);
+    }
+    for row in dout.chunks_exact(out_dim.max(1)) {
+        for (db, d) in dbias.iter_mut().zip(row) {
+            *db += *d;
+        }
+    }
+    Ok(())
+}
+
 /// Backward of [`linear_forward`]: `dweight += doutᵀ · inp`, `dbias += Σ_r dout[r]` (with
 /// `accumulate`; otherwise `=`, so the gradient needs no zeroing first), and, when given,
 /// `dinp = dout · W` (overwritten, not accumulated).
@@ -65,14 +88,7 @@ pub fn linear_backward<T: Real, K: Gemm<T> + ?Sized>(
     check_len("linear_backward weight", out_dim * in_dim, weight.len())?;
     check_len("linear_backward dweight", out_dim * in_dim, dweight.len())?;
     check_len("linear_backward dbias", out_dim, dbias.len())?;
-    if !accumulate {
-        dbias.iter_mut().for_each(|b| *b = T::ZERO);
-    }
-    for row in dout.chunks_exact(out_dim.max(1)) {
-        for (db, d) in dbias.iter_mut().zip(row) {
-            *db += *d;
-        }
-    }
+    bias_backward(dbias, dout, rows, out_dim, accumulate)?;
     gemm(
         kernel,
         T::ONE,

@@ -12,7 +12,9 @@ use rand_core::RngCore;
 use crate::config::{Net, WorkspaceLayout};
 use crate::error::{Error, check_finite, check_len};
 use crate::kernel::Gemm;
-use crate::layers::{activation_backward, activation_forward, linear_backward, linear_forward};
+use crate::layers::{
+    activation_backward, activation_forward, bias_backward, linear_backward, linear_forward,
+};
 use crate::likelihood::{log_likelihood, log_likelihood_backward};
 use crate::rng::fill_standard_normal;
 use crate::{Real, VaeConfig};
@@ -401,6 +403,8 @@ pub struct Vae<'p, T> {
     /// Flat offset where `suffix` takes over (`num_params` when there is none).
     suffix_at: usize,
     suffix: &'p [T],
+    /// The decoder output layer's bias, when it replaces the one in `params` (else empty).
+    out_bias: &'p [T],
 }
 
 impl<'p, T: Real> Vae<'p, T> {
@@ -413,7 +417,23 @@ impl<'p, T: Real> Vae<'p, T> {
             params,
             suffix_at: cfg.num_params(),
             suffix: &[],
+            out_bias: &[],
         })
+    }
+
+    /// A VAE whose decoder output layer's bias (`[decoder_out]`: the Gaussian's means and log
+    /// variances, or the Bernoulli logits) is `bias` instead of `params`' own: the smallest set
+    /// on-device adaptation can train (the default sensor model's 384 values, against 49,536 for
+    /// the whole output layer). [`Vae::backward_decoder_output_bias`] gives its gradient.
+    pub fn with_decoder_output_bias(
+        cfg: VaeConfig,
+        params: &'p [T],
+        bias: &'p [T],
+    ) -> Result<Self, Error> {
+        let mut vae = Self::new(cfg, params)?;
+        check_len("decoder output bias", cfg.decoder_out(), bias.len())?;
+        vae.out_bias = bias;
+        Ok(vae)
     }
 
     /// A VAE whose parameters from decoder layer `from` on (`from` = the number of decoder
@@ -541,12 +561,13 @@ impl<'p, T: Real> Vae<'p, T> {
         } else {
             (self.params, 0)
         };
-        (
-            &src[l.weight - at..l.bias - at],
-            &src[l.bias - at..l.end() - at],
-            l.inp,
-            l.out,
-        )
+        let out_layer = matches!(net, Net::Decoder) && i + 1 == self.cfg.num_layers(Net::Decoder);
+        let bias = if out_layer && !self.out_bias.is_empty() {
+            self.out_bias
+        } else {
+            &src[l.bias - at..l.end() - at]
+        };
+        (&src[l.weight - at..l.bias - at], bias, l.inp, l.out)
     }
 
     /// Encoder forward pass (App. C.2, used for q_φ(z|x)): h = act(W₁x + b₁) (repeated per
@@ -1021,6 +1042,28 @@ impl<'p, T: Real> Vae<'p, T> {
             accumulate,
         )?;
         Ok(())
+    }
+
+    /// The gradient of the loss (−bound) of the last forward pass with respect to the decoder
+    /// output layer's bias only, *written* into `grads [decoder_out]`: the likelihood's output
+    /// gradient summed over the samples ([`crate::layers::bias_backward`]), nothing else of the
+    /// backward pass. Equals that range of [`Vae::backward_set`]'s gradient bit for bit.
+    pub fn backward_decoder_output_bias(
+        &self,
+        x: &[T],
+        grads: &mut [T],
+        ws: &mut Workspace<'_, T>,
+    ) -> Result<(), Error> {
+        let dout = self.cfg.decoder_out();
+        check_len("grads", dout, grads.len())?;
+        let Pass { n, obj } = ws.pass.ok_or(Error::NoForwardPass)?;
+        check_len("x", n * self.cfg.input, x.len())?;
+        ws.pass = None;
+        let rows = n * obj.samples;
+        self.sample_weights(ws, n, obj);
+        self.likelihood_grads(x, rows, obj.samples, ws);
+        let at = ws.layout.out;
+        bias_backward(grads, &ws.buf[at..at + rows * dout], rows, dout, false)
     }
 
     /// The gradient of the loss (−bound) of the last forward pass with respect to the

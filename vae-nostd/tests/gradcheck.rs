@@ -303,3 +303,60 @@ fn decoder_suffix_refuses_bad_layers_and_lengths() {
             .is_err()
     );
 }
+
+/// The smallest adaptation set: the decoder output layer's bias held apart
+/// ([`Vae::with_decoder_output_bias`]) gives the plain model's bound, its gradient
+/// ([`Vae::backward_decoder_output_bias`]) equals that range of the full gradient bit for bit,
+/// and finite differences on the separate bias slice match it.
+#[test]
+fn decoder_output_bias_gradient_is_the_full_gradient_s_range_and_matches_finite_differences() {
+    for (name, cfg) in configs() {
+        for obj in objectives() {
+            let n = 2;
+            let p = params::<f64>(&cfg, 0.4, 21);
+            let x = data::<f64>(&cfg, n, 22);
+            let e = eps::<f64>(n * obj.samples, cfg.latent, 23);
+            let (full_bound, full) = gradient(&cfg, &p, &x, n, obj, &e);
+            let dout = cfg.decoder_out();
+            let at = p.len() - dout; // the output bias is the last tensor
+            let mut base = p.clone();
+            base[at..].iter_mut().for_each(|v| *v = f64::NAN);
+            let bias = p[at..].to_vec();
+            let run = |b: &[f64], grads: Option<&mut [f64]>| {
+                let mut buf = vec![0.0; cfg.workspace_len(n, obj.samples)];
+                let mut ws = Workspace::new(&cfg, n, obj.samples, &mut buf).unwrap();
+                let vae = Vae::with_decoder_output_bias(cfg, &base, b).unwrap();
+                let r = vae
+                    .forward_with_eps(&Portable, &x, n, obj, &e, &mut ws)
+                    .unwrap();
+                if let Some(g) = grads {
+                    vae.backward_decoder_output_bias(&x, g, &mut ws).unwrap();
+                }
+                r.objective
+            };
+            let mut g = vec![f64::NAN; dout];
+            let b = run(&bias, Some(&mut g));
+            assert_eq!(b.to_bits(), full_bound.objective.to_bits(), "{name}");
+            assert!(
+                g.iter()
+                    .zip(&full[at..])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name} {obj:?}"
+            );
+            let h = 1e-4;
+            for i in 0..dout {
+                let mut q = bias.clone();
+                let mut f = |d: f64| {
+                    q[i] = bias[i] + d;
+                    -run(&q, None)
+                };
+                let num = (f(-2.0 * h) - 8.0 * f(-h) + 8.0 * f(h) - f(2.0 * h)) / (12.0 * h);
+                let rel = (g[i] - num).abs() / g[i].abs().max(num.abs()).max(1e-3);
+                assert!(rel < TOL, "{name} {obj:?} [{i}]: {rel:.3e}");
+            }
+        }
+    }
+    let (_, cfg) = configs()[0];
+    let p = params::<f64>(&cfg, 0.4, 1);
+    assert!(Vae::with_decoder_output_bias(cfg, &p, &p[..cfg.decoder_out() - 1]).is_err());
+}

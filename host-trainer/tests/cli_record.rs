@@ -122,3 +122,36 @@ fn a_corrupt_frame_is_refused_or_written_as_a_segment_boundary() {
     let ck = train(d, "csv:bad.csv?window=64&group=segment", "gaps");
     assert_eq!(ck.window.unwrap().sample_rate_hz, 400.0);
 }
+
+#[test]
+fn spawn_reads_a_commands_stdout_and_stops_at_the_sample_limit() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    fs::write(d.join("rec.log"), log(64 * 10).join("\n")).unwrap();
+    // `cat` stands in for `probe-rs run …` or QEMU piped through defmt-print.
+    let o = run(
+        d,
+        &[
+            "record",
+            "--spawn",
+            "cat rec.log",
+            "--samples",
+            "100",
+            "--out",
+            "rec.csv",
+        ],
+    );
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("100 at 400 Hz") && out.contains("no end frame"),
+        "{out}"
+    );
+    let csv = fs::read_to_string(d.join("rec.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 101);
+    assert!(csv.lines().last().unwrap().starts_with("0.2475,"));
+    // A command that prints no frames: an error, and no file.
+    let o = run(d, &["record", "--spawn", "echo hello", "--out", "none.csv"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("no samples"));
+    assert!(!d.join("none.csv").exists());
+}

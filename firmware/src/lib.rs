@@ -18,6 +18,8 @@
 //!   [`app::App`] that turns samples into [`app::Report`]s.
 //! * [`calibration`]: the streaming on-device threshold (exact empirical quantile from a top-k
 //!   buffer).
+//! * [`record`]: raw samples to the host in sequence-numbered, CRC-checked frames (the
+//!   record programs; `host-trainer record` decodes them).
 //! * [`telemetry`]: the compact frame that carries a window's latents instead of its samples.
 //! * [`board`]: the [`board::Board`] trait (sensor, LEDs, button A, seed) and the simulated
 //!   board [`board::SimBoard`] used on QEMU (and in host tests).
@@ -39,6 +41,7 @@
 pub mod app;
 pub mod board;
 pub mod calibration;
+pub mod record;
 pub mod scenario;
 pub mod sensor;
 pub mod telemetry;

@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod model;
 pub mod pca;
 pub mod plot;
+pub mod record;
 pub mod train;

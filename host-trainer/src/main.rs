@@ -51,6 +51,9 @@ enum Cmd {
     Score(ScoreArgs),
     /// Export a checkpoint for the firmware (compact model file, optional generated Rust).
     Export(ExportArgs),
+    /// Decode a firmware record stream (`rec=[…]` lines) into the CSV that `train` reads,
+    /// counting dropped, corrupt and lost frames.
+    Record(RecordArgs),
     /// Training throughput on the reference shapes (samples/s, GFLOP/s, % of peak).
     Bench(BenchArgs),
 }
@@ -341,6 +344,30 @@ pub enum EstimatorArg {
     Iwae,
 }
 
+/// `record` options.
+#[derive(Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// A captured stream: the record program's decoded log (`defmt-print` or `probe-rs run`
+    /// output), `-` for stdin.
+    #[arg(long, conflicts_with = "spawn")]
+    pub from: Option<PathBuf>,
+    /// A command (run with `sh -c`) whose stdout is the decoded log, e.g. `probe-rs run --chip
+    /// nRF52833_xxAA target/thumbv7em-none-eabihf/release/microbit_record`; stopped once
+    /// --samples are in.
+    #[arg(long)]
+    pub spawn: Option<String>,
+    /// The CSV to write (atomically): `t,x,y,z`, or `t,segment,x,y,z` with --allow-gaps.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stop after this many samples (default: until the stream ends).
+    #[arg(long)]
+    pub samples: Option<u64>,
+    /// Write a CSV even if samples are missing in the middle, with a `segment` column so that
+    /// `train --data 'csv:FILE?...&group=segment'` never puts a gap inside a window.
+    #[arg(long)]
+    pub allow_gaps: bool,
+}
+
 /// Optimizer names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OptimizerArg {
@@ -399,6 +426,7 @@ fn main() -> ExitCode {
         Some(Cmd::Score(a)) => cmd::score(&a).map(|_| ()),
         Some(Cmd::Export(a)) => cmd::export(&a).map(|_| ()),
         Some(Cmd::Bench(a)) => cmd::bench(&a),
+        Some(Cmd::Record(a)) => cmd::record(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! End-to-end tests of the firmware (issue 4): the QEMU application on the simulated stream,
-//! the corrupt-model stop, the footprint, and the reproducibility of the committed model.
+//! the corrupt-model stop, the footprint, and the reproducibility of the committed model; and
+//! the record program (issue 10): its stream decoded by `host_trainer::record` is the
+//! simulator's samples bit for bit, and corrupt or dropped frames are counted, not written.
 //!
 //! The firmware is built by a nested `cargo build` into its own target directory
 //! (`target/firmware-tests`, so the outer `cargo test` never waits for a build lock), run in
@@ -76,7 +78,7 @@ fn build(features: &[&str], bins: &[&str]) -> PathBuf {
 /// The QEMU programs, built once.
 fn qemu_elfs() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| build(&["qemu"], &["qemu", "qemu_bad_model"]))
+    DIR.get_or_init(|| build(&["qemu"], &["qemu", "qemu_bad_model", "qemu_record"]))
 }
 
 struct Run {
@@ -606,4 +608,126 @@ fn committed_model_is_reproduced_by_the_documented_command() {
         .replace("model.vaem", "default.vaem");
     let committed_rs = std::fs::read_to_string(root().join("firmware/models/default.rs")).unwrap();
     assert_eq!(rs, committed_rs, "firmware/models/default.rs is stale");
+}
+
+/// The CSV's samples `(t, [x, y, z])`, parsed back (the header skipped; a `segment` column, if
+/// any, dropped).
+fn csv_samples(csv: &str) -> Vec<(f64, [f32; 3])> {
+    let mut lines = csv.lines();
+    let grouped = lines.next() == Some("t,segment,x,y,z");
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let v = &f[if grouped { 2 } else { 1 }..];
+            let p = |s: &str| s.parse::<f32>().expect("an f32");
+            (f[0].parse().expect("t"), [p(v[0]), p(v[1]), p(v[2])])
+        })
+        .collect()
+}
+
+#[test]
+fn qemu_record_streams_the_simulators_samples_bit_for_bit() {
+    use firmware::record::{QEMU_SAMPLES, QEMU_SIM, SAMPLES_PER_FRAME};
+    let elf = qemu_elfs().join("qemu_record");
+    let run = qemu(&elf);
+    let lines = decode(&elf, &run.stdout);
+    assert!(
+        run.success,
+        "QEMU record failed (exit {:?}); stderr:\n{}",
+        run.code, run.stderr
+    );
+    let n = QEMU_SAMPLES as usize;
+    let frames = n / SAMPLES_PER_FRAME + 1;
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(format!("INFO  record: {n} samples at 400 Hz in {frames} frames, 0 gaps").as_str())
+    );
+    let text = lines.join("\n");
+    let rec = host_trainer::record::decode_text(&text, None);
+    let st = &rec.stats;
+    assert_eq!(
+        (
+            st.frames,
+            st.samples,
+            st.corrupt,
+            st.dropped_frames,
+            rec.gaps()
+        ),
+        (frames as u64, n as u64, 0, 0, 0)
+    );
+    assert!(st.ended && st.sensor_gaps.is_empty() && rec.rate_hz == Some(400));
+
+    // The host's simulator with the same configuration: the same f32 bits, in order.
+    let mut sim = vae_sim::Simulator::new(QEMU_SIM).unwrap();
+    let truth: Vec<[f32; 3]> = (0..n).map(|_| sim.next_sample().acc_mg).collect();
+    let csv = rec.to_csv();
+    assert!(csv.starts_with("t,x,y,z\n"));
+    let got = csv_samples(&csv);
+    assert_eq!(got.len(), n);
+    for (i, ((t, s), want)) in got.iter().zip(&truth).enumerate() {
+        assert_eq!(s.map(f32::to_bits), want.map(f32::to_bits), "sample {i}");
+        assert_eq!(*t, i as f64 / 400.0, "t of sample {i}");
+    }
+
+    // `train` reads it: 100 windows of 64 × 3 at 400 Hz from the timestamps alone.
+    let path = target_dir().join("qemu_record.csv");
+    host_trainer::io::write_atomic(&path, csv.as_bytes()).unwrap();
+    let opts = host_trainer::data::CsvOptions {
+        window: Some(64),
+        ..Default::default()
+    };
+    let d = host_trainer::data::load_csv(&path, &opts).unwrap();
+    let w = d.window.expect("long format");
+    assert_eq!(
+        (d.x.len() / d.dim, d.dim, w.sample_rate_hz),
+        (n / 64, 192, 400.0)
+    );
+    assert_eq!(d.channel_names, ["x", "y", "z"]);
+    assert_eq!(d.x[..3], truth[0], "values as recorded");
+
+    // One frame line corrupted (a hex digit of sample frame 100, samples 1600..1616) and one
+    // dropped (frame 200, samples 3200..3216): both counted, neither frame's samples written,
+    // and no segment spans either place.
+    let frame_lines: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("rec=["))
+        .map(|(i, _)| i)
+        .collect();
+    let mut bad = lines.clone();
+    let l = &mut bad[frame_lines[100]];
+    let pos = l.len() - 20;
+    let c = if &l[pos..pos + 1] == "0" { "1" } else { "0" };
+    l.replace_range(pos..pos + 1, c);
+    bad.remove(frame_lines[200]);
+    let rec = host_trainer::record::decode_text(&bad.join("\n"), None);
+    let st = &rec.stats;
+    assert_eq!(
+        (
+            st.corrupt,
+            st.dropped_frames,
+            st.missing_samples,
+            st.samples
+        ),
+        (1, 2, 32, n as u64 - 32)
+    );
+    let segs: Vec<(u64, usize)> = rec
+        .segments
+        .iter()
+        .map(|s| (s.first, s.samples.len()))
+        .collect();
+    assert_eq!(segs, [(0, 1600), (1616, 1584), (3216, n - 3216)]);
+    let got = csv_samples(&rec.to_csv());
+    let kept: Vec<usize> = (0..n)
+        .filter(|i| !(1600..1616).contains(i) && !(3200..3216).contains(i))
+        .collect();
+    assert_eq!(got.len(), kept.len());
+    for ((t, s), &i) in got.iter().zip(&kept) {
+        assert_eq!(
+            s.map(f32::to_bits),
+            truth[i].map(f32::to_bits),
+            "sample {i}"
+        );
+        assert_eq!(*t, i as f64 / 400.0);
+    }
 }

@@ -19,6 +19,8 @@
 //! * [`calibration`]: the streaming on-device threshold (exact empirical quantile from a top-k
 //!   buffer).
 //! * [`telemetry`]: the compact frame that carries a window's latents instead of its samples.
+//! * [`persist`]: the adapted state (parameters, threshold, calibration) in two flash slots
+//!   that survive a reset at any moment of a write, over any `embedded-storage` NOR flash.
 //! * [`board`]: the [`board::Board`] trait (sensor, LEDs, button A, seed) and the simulated
 //!   board [`board::SimBoard`] used on QEMU (and in host tests).
 //! * [`sensor`]: the LSM303AGR accelerometer driver over any embedded-hal 1.0 I²C bus, read
@@ -39,6 +41,7 @@
 pub mod app;
 pub mod board;
 pub mod calibration;
+pub mod persist;
 pub mod scenario;
 pub mod sensor;
 pub mod telemetry;

@@ -87,3 +87,27 @@ pub const CHANNELS: usize = 3;
 /// f32 elements of the scoring workspace for one window and one draw: size the static with it.
 pub const WORKSPACE_LEN: usize = CONFIG.workspace_len(1, 1);
 pub mod kernel_m4;
+
+/// The micro:bit v2's flash layout: the nRF52833's 512 KiB in 4 KiB pages, the top
+/// [`PERSIST_PAGES`](microbit_flash::PERSIST_PAGES) pages reserved for the persistence slots.
+/// `build.rs` writes a linker script from these constants that stops the link if the image
+/// reaches the reserved pages (`memory.x` itself comes from `nrf52833-hal`).
+#[path = "microbit_flash.rs"]
+pub mod microbit_flash;
+
+/// f32 values the on-device adaptation will fine-tune, which size the persisted payload: the
+/// decoder output layer's biases (2D = 384 for the default model's Gaussian decoder). The
+/// adaptation step itself is to come; it may choose another set, and the slots follow from
+/// this constant at compile time.
+pub const ADAPTED_PARAMS: usize = CONFIG.decoder_out();
+/// Bytes of the persisted payload: [`ADAPTED_PARAMS`] little-endian f32.
+pub const ADAPTED_LEN: usize = 4 * ADAPTED_PARAMS;
+/// The micro:bit's two slots, at offset 0 of the reserved region (the NVMC driver's storage
+/// is that region): one page each for the default model.
+pub const MICROBIT_SLOTS: persist::Slots =
+    persist::Slots::for_payload(0, ADAPTED_LEN, microbit_flash::PAGE_LEN as usize);
+const _: () = assert!(
+    MICROBIT_SLOTS.region_len() <= microbit_flash::PERSIST_LEN,
+    "the adapted state's slots do not fit the reserved flash: raise PERSIST_PAGES in src/microbit_flash.rs"
+);
+const _: () = assert!(microbit_flash::PERSIST_START.is_multiple_of(microbit_flash::PAGE_LEN));

@@ -501,8 +501,6 @@ pub struct App<'m> {
     kind: ScoreKind,
     /// The model file's own threshold, if it has one.
     file_threshold: Option<f32>,
-    /// The model file's CRC-32 (what a persisted adaptation is keyed by).
-    model_crc: u32,
     windower: Windower<'m>,
     /// The model's parameters, checked once at start-up.
     vae: Vae<'m, f32>,
@@ -569,7 +567,6 @@ impl<'m> App<'m> {
             geometry: model.window,
             kind: model.file.score(),
             file_threshold: model.file.threshold(),
-            model_crc: model.file.crc(),
             windower,
             vae,
             ws,
@@ -609,11 +606,6 @@ impl<'m> App<'m> {
     /// calibration ends).
     pub fn file_threshold(&self) -> Option<f32> {
         self.file_threshold
-    }
-
-    /// The model file's CRC-32: the key of a persisted adaptation ([`crate::persist`]).
-    pub fn model_crc(&self) -> u32 {
-        self.model_crc
     }
 
     /// The calibration in progress (or the last one).
@@ -874,8 +866,6 @@ mod tests {
         let model = Model::load(&DEFAULT_MODEL.0).unwrap();
         let mut buffers = std::boxed::Box::new(Buffers::new());
         let mut app = App::new(model, Settings::DEFAULT, &mut buffers, 1).unwrap();
-        // The key of a persisted adaptation: the model file's CRC-32.
-        assert_eq!(app.model_crc(), model.file.crc());
         let mut report = None;
         let mut raw = std::vec::Vec::new();
         for n in 0..(D / 3) {

@@ -111,3 +111,28 @@ const _: () = assert!(
     "the adapted state's slots do not fit the reserved flash: raise PERSIST_PAGES in src/microbit_flash.rs"
 );
 const _: () = assert!(microbit_flash::PERSIST_START.is_multiple_of(microbit_flash::PAGE_LEN));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The micro:bit keys its persisted adaptation by the generated `MODEL_CRC32`: it must be
+    /// the CRC-32 of the embedded model file (a model file replaced without its generated
+    /// module would otherwise pick up another model's adaptation).
+    #[test]
+    fn the_generated_crc_is_the_embedded_model_files() {
+        let file = vae_nostd::modelfile::ModelFile::parse(&DEFAULT_MODEL.0).unwrap();
+        assert_eq!(file.crc(), model::MODEL_CRC32);
+    }
+
+    /// The micro:bit's slots: one page each, both inside the two reserved pages at the top of
+    /// the 512 KiB flash.
+    #[test]
+    fn the_microbit_slots_fit_the_reserved_pages() {
+        assert_eq!(ADAPTED_LEN, 1536);
+        assert_eq!(MICROBIT_SLOTS.slot_len(), 4096);
+        assert_eq!(MICROBIT_SLOTS.region_len(), microbit_flash::PERSIST_LEN);
+        assert_eq!(microbit_flash::PERSIST_START, 0x7_e000);
+        assert!(ADAPTED_LEN <= MICROBIT_SLOTS.max_payload());
+    }
+}

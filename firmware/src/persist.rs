@@ -335,6 +335,8 @@ impl Slots {
     fn check<F: ReadNorFlash>(&self, flash: &F, erase_size: usize, write_size: usize) -> bool {
         let fits = (self.base as u64 + 2 * self.slot_len as u64) <= flash.capacity() as u64;
         fits && self.slot_len as usize >= HEADER_LEN
+            && self.base.is_multiple_of(4)
+            && self.slot_len.is_multiple_of(4)
             && erase_size > 0
             && (self.base as usize).is_multiple_of(erase_size)
             && (self.slot_len as usize).is_multiple_of(erase_size)

@@ -212,7 +212,7 @@ mod app {
             halt()
         };
         // Kept for the adaptation step, which will store through it.
-        let _flash = load_adapted(board.NVMC, app.model_crc());
+        let _flash = load_adapted(board.NVMC, firmware::model::MODEL_CRC32);
         let rate = app.geometry().sample_rate_hz;
         let i2c = Twim::new(board.TWIM0, board.i2c_internal.into(), Frequency::K400);
         let bus = I2C_BUS.init(RefCell::new(i2c));

@@ -662,6 +662,11 @@ fn impossible_requests_are_errors_and_write_nothing() {
         tiny.load(&mut f, MODEL, &mut buf),
         Err(PersistError::Geometry)
     );
+    let odd = Slots::new(0, 41);
+    assert_eq!(
+        odd.load(&mut f, MODEL, &mut buf),
+        Err(PersistError::Geometry)
+    );
     // A payload larger than a slot; an invalid calibration.
     let big = vec![0u8; slots.max_payload() + 1];
     assert_eq!(

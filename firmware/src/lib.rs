@@ -21,6 +21,8 @@
 //! * [`record`]: raw samples to the host in sequence-numbered, CRC-checked frames (the
 //!   record programs; `host-trainer record` decodes them).
 //! * [`telemetry`]: the compact frame that carries a window's latents instead of its samples.
+//! * [`persist`]: the adapted state (parameters, threshold, calibration) in two flash slots
+//!   that survive a reset at any moment of a write, over any `embedded-storage` NOR flash.
 //! * [`board`]: the [`board::Board`] trait (sensor, LEDs, button A, seed) and the simulated
 //!   board [`board::SimBoard`] used on QEMU (and in host tests).
 //! * [`sensor`]: the LSM303AGR accelerometer driver over any embedded-hal 1.0 I²C bus, read
@@ -41,6 +43,7 @@
 pub mod app;
 pub mod board;
 pub mod calibration;
+pub mod persist;
 pub mod record;
 pub mod scenario;
 pub mod sensor;
@@ -87,3 +90,52 @@ pub const CHANNELS: usize = 3;
 /// f32 elements of the scoring workspace for one window and one draw: size the static with it.
 pub const WORKSPACE_LEN: usize = CONFIG.workspace_len(1, 1);
 pub mod kernel_m4;
+
+/// The micro:bit v2's flash layout: the nRF52833's 512 KiB in 4 KiB pages, the top
+/// [`PERSIST_PAGES`](microbit_flash::PERSIST_PAGES) pages reserved for the persistence slots.
+/// `build.rs` writes a linker script from these constants that stops the link if the image
+/// reaches the reserved pages (`memory.x` itself comes from `nrf52833-hal`).
+#[path = "microbit_flash.rs"]
+pub mod microbit_flash;
+
+/// f32 values the on-device adaptation will fine-tune, which size the persisted payload: the
+/// decoder output layer's biases (2D = 384 for the default model's Gaussian decoder). The
+/// adaptation step itself is to come; it may choose another set, and the slots follow from
+/// this constant at compile time.
+pub const ADAPTED_PARAMS: usize = CONFIG.decoder_out();
+/// Bytes of the persisted payload: [`ADAPTED_PARAMS`] little-endian f32.
+pub const ADAPTED_LEN: usize = 4 * ADAPTED_PARAMS;
+/// The micro:bit's two slots, at offset 0 of the reserved region (the NVMC driver's storage
+/// is that region): one page each for the default model.
+pub const MICROBIT_SLOTS: persist::Slots =
+    persist::Slots::for_payload(0, ADAPTED_LEN, microbit_flash::PAGE_LEN as usize);
+const _: () = assert!(
+    MICROBIT_SLOTS.region_len() <= microbit_flash::PERSIST_LEN,
+    "the adapted state's slots do not fit the reserved flash: raise PERSIST_PAGES in src/microbit_flash.rs"
+);
+const _: () = assert!(microbit_flash::PERSIST_START.is_multiple_of(microbit_flash::PAGE_LEN));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The micro:bit keys its persisted adaptation by the generated `MODEL_CRC32`: it must be
+    /// the CRC-32 of the embedded model file (a model file replaced without its generated
+    /// module would otherwise pick up another model's adaptation).
+    #[test]
+    fn the_generated_crc_is_the_embedded_model_files() {
+        let file = vae_nostd::modelfile::ModelFile::parse(&DEFAULT_MODEL.0).unwrap();
+        assert_eq!(file.crc(), model::MODEL_CRC32);
+    }
+
+    /// The micro:bit's slots: one page each, both inside the two reserved pages at the top of
+    /// the 512 KiB flash.
+    #[test]
+    fn the_microbit_slots_fit_the_reserved_pages() {
+        assert_eq!(ADAPTED_LEN, 1536);
+        assert_eq!(MICROBIT_SLOTS.slot_len(), 4096);
+        assert_eq!(MICROBIT_SLOTS.region_len(), microbit_flash::PERSIST_LEN);
+        assert_eq!(microbit_flash::PERSIST_START, 0x7_e000);
+        assert!(ADAPTED_LEN <= MICROBIT_SLOTS.max_payload());
+    }
+}

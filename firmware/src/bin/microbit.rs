@@ -3,7 +3,10 @@
 //! its 32-sample FIFO by the board-independent driver `firmware::sensor` (so no sample is lost
 //! while a window is scored, an overrun marks its window invalid, and the sensor is set up
 //! again after bus errors); defmt over RTT; the LED matrix shows the state; button A re-calibrates;
-//! the scores' random draws are seeded from the hardware RNG.
+//! the scores' random draws are seeded from the hardware RNG. At start-up the adapted state
+//! persisted in the top two flash pages (`firmware::persist`, through the NVMC) is looked up
+//! and its outcome logged; the application still runs the factory model (applying an
+//! adaptation is a later step).
 //!
 //! LEDs: a square ring = calibrating (the first 200 valid windows, 32 s at 400 Hz), a single
 //! centre dot = normal, a cross = anomaly, a horizontal bar = invalid window (a saturated,
@@ -37,13 +40,15 @@ mod app {
     use embedded_hal::digital::InputPin;
     use firmware::app::{App, Buffers, Settings, State};
     use firmware::board::{Board, SensorError};
+    use firmware::microbit_flash::{PERSIST_LEN, PERSIST_START};
     use firmware::sensor::Accelerometer;
-    use firmware::{DEFAULT_MODEL, run, stack};
+    use firmware::{ADAPTED_LEN, DEFAULT_MODEL, MICROBIT_SLOTS, run, stack};
     use microbit::display::nonblocking::{BitImage, Display};
     use microbit::hal::gpio::{Floating, Input, Pin};
+    use microbit::hal::nvmc::Nvmc;
     use microbit::hal::twim::{Frequency, Twim};
     use microbit::hal::{Rng, Timer};
-    use microbit::pac::{self, TIMER0, TIMER1, TWIM0, interrupt};
+    use microbit::pac::{self, NVMC, TIMER0, TIMER1, TWIM0, interrupt};
     use static_cell::{ConstStaticCell, StaticCell};
 
     /// The application's buffers: scoring workspace, window, calibration top-k (`.bss`).
@@ -81,6 +86,43 @@ mod app {
         [0, 0, 0, 0, 0],
         [0, 0, 0, 0, 0],
     ]);
+
+    /// The persisted adaptation's payload, read at start-up (`.bss`).
+    static ADAPTED: ConstStaticCell<[u8; ADAPTED_LEN]> = ConstStaticCell::new([0; ADAPTED_LEN]);
+
+    /// The NVMC driver over the persistence region (the top pages of flash, kept out of the
+    /// image by the link-time check of `firmware/build.rs`), and the adapted state in it for the
+    /// model with CRC-32 `model_crc`, logged. The application does not use it yet.
+    fn load_adapted(nvmc: NVMC, model_crc: u32) -> Nvmc<NVMC> {
+        // SAFETY: nrf52833-hal's `Nvmc` takes the flash it manages as a `&'static mut [u8]`,
+        // and no safe code can name flash outside every Rust object. The region is the
+        // reserved top of flash: page-aligned and inside the nRF52833's 512 KiB
+        // (`microbit_flash`, checked at compile time), memory-mapped and readable, and no
+        // part of the image (the link fails otherwise: `persist.x`), so nothing else refers
+        // to it. This function runs once, from `main`, so the slice is the only reference;
+        // writes go through the NVMC only.
+        let storage: &'static mut [u8] = unsafe {
+            core::slice::from_raw_parts_mut(PERSIST_START as usize as *mut u8, PERSIST_LEN as usize)
+        };
+        let mut flash = Nvmc::new(nvmc, storage);
+        match MICROBIT_SLOTS.load(&mut flash, model_crc, ADAPTED.take()) {
+            Ok(Some(l)) => defmt::info!(
+                "adapted state from slot {=u8}, sequence {=u32}: threshold {=f32}, {=u32} calibration windows (not applied yet: running the factory model)",
+                l.slot,
+                l.sequence,
+                l.calibration.threshold,
+                l.calibration.windows
+            ),
+            Ok(None) => defmt::info!(
+                "no adapted state for model CRC-32 {=u32:#010x} in flash {=u32:#x}..{=u32:#x}: factory model",
+                model_crc,
+                PERSIST_START,
+                PERSIST_START + PERSIST_LEN
+            ),
+            Err(e) => defmt::warn!("adapted state unreadable ({}): factory model", e),
+        }
+        flash
+    }
 
     /// The I²C bus (TWIM0 on the internal pins), shared by the driver's register accesses.
     static I2C_BUS: StaticCell<RefCell<Twim<TWIM0>>> = StaticCell::new();
@@ -169,6 +211,8 @@ mod app {
         ) else {
             halt()
         };
+        // Kept for the adaptation step, which will store through it.
+        let _flash = load_adapted(board.NVMC, firmware::model::MODEL_CRC32);
         let rate = app.geometry().sample_rate_hz;
         let i2c = Twim::new(board.TWIM0, board.i2c_internal.into(), Frequency::K400);
         let bus = I2C_BUS.init(RefCell::new(i2c));

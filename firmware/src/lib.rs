@@ -56,6 +56,21 @@ use defmt_rtt as _;
 #[cfg(all(target_os = "none", feature = "qemu"))]
 use defmt_semihosting as _;
 
+/// The micro:bit programs' panic handler (a panic is a bug: the application returns
+/// `Result`s and has no panicking path on data): logs where it happened and stops with a
+/// HardFault, which probe-rs reports. The message is not formatted: that would link
+/// `core::fmt`, a few KB of flash. (The QEMU programs use `panic-semihosting`.)
+#[cfg(all(target_os = "none", feature = "microbit"))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    cortex_m::interrupt::disable();
+    match info.location() {
+        Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
+        None => defmt::error!("panic"),
+    }
+    cortex_m::asm::udf()
+}
+
 #[cfg(target_os = "none")]
 pub mod qemu;
 #[cfg(target_os = "none")]

@@ -243,20 +243,6 @@ mod app {
         halt()
     }
 
-    /// A panic (a bug: the application returns `Result`s and has no panicking path on data)
-    /// logs where it happened and halts. The message is not formatted: that would link
-    /// `core::fmt`, a few KB of flash.
-    #[panic_handler]
-    fn panic(info: &core::panic::PanicInfo) -> ! {
-        cortex_m::interrupt::disable();
-        match info.location() {
-            Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
-            None => defmt::error!("panic"),
-        }
-        // A HardFault: probe-rs reports it and stops.
-        cortex_m::asm::udf()
-    }
-
     #[interrupt]
     fn TIMER1() {
         free(|cs| {

@@ -109,15 +109,4 @@ mod app {
         );
         halt()
     }
-
-    /// A panic (a bug) logs where it happened and stops with a HardFault (probe-rs reports it).
-    #[panic_handler]
-    fn panic(info: &core::panic::PanicInfo) -> ! {
-        cortex_m::interrupt::disable();
-        match info.location() {
-            Some(l) => defmt::error!("panic at {=str}:{=u32}", l.file(), l.line()),
-            None => defmt::error!("panic"),
-        }
-        cortex_m::asm::udf()
-    }
 }

@@ -586,6 +586,38 @@ impl VaeConfig {
             encode_activations: self.encode_workspace_len(1) * T::BYTES,
         }
     }
+
+    /// Memory figures in bytes for fine-tuning only `trained` of the parameters (the rest are
+    /// read in place, e.g. from flash), one window per step (batch 1, one draw of z) with
+    /// `optimizer`: `params` is the trained copy, `grads` and `optimizer_state` are for it
+    /// alone, and the activations are one window's full workspace (the backward pass of any
+    /// decoder suffix reads the same forward activations). The on-device adaptation sizes its
+    /// statics with it.
+    ///
+    /// ```
+    /// use vae_nostd::{Activation, Likelihood, OptimizerKind, VaeConfig};
+    /// const SENSOR: VaeConfig = VaeConfig::new(192, &[32], 4, Activation::Tanh, Likelihood::Gaussian { sigmoid_mean: false, floor: false });
+    /// // The decoder output layer's bias: the Gaussian's 2 × 192 means and log variances.
+    /// const MEM: vae_nostd::MemoryFigures = SENSOR.memory_trained::<f32>(SENSOR.decoder_out(), OptimizerKind::Adam);
+    /// assert_eq!(MEM.params, 4 * 384);
+    /// assert_eq!(MEM.grads, 4 * 384);
+    /// assert_eq!(MEM.optimizer_state, 2 * 4 * 384);
+    /// assert_eq!(MEM.train_activations, 4 * SENSOR.workspace_len(1, 1));
+    /// ```
+    pub const fn memory_trained<T: crate::Real>(
+        &self,
+        trained: usize,
+        optimizer: crate::optim::OptimizerKind,
+    ) -> MemoryFigures {
+        let p = trained * T::BYTES;
+        MemoryFigures {
+            params: p,
+            grads: p,
+            optimizer_state: optimizer.state_per_param() * p,
+            train_activations: self.workspace_len(1, 1) * T::BYTES,
+            encode_activations: self.encode_workspace_len(1) * T::BYTES,
+        }
+    }
 }
 
 /// Where each activation lives in a workspace buffer (element offsets). See

@@ -50,6 +50,13 @@ pub struct SyntheticOptions {
     pub shaft_hz: f32,
     /// White sensor noise, mg standard deviation (8).
     pub noise_mg: f32,
+    /// The normal 1x radial vibration amplitude, mg (30): the machine's load.
+    pub vibration_mg: f32,
+    /// Per-axis sensitivity of the mounted sensor, keys `gain_x`, `gain_y`, `gain_z` (1).
+    pub mounting_gain: [f32; 3],
+    /// Per-axis offset after the gain, mg, keys `offset_x_mg`, `offset_y_mg`, `offset_z_mg`
+    /// (0): zero-g offset or a tilted mounting.
+    pub mounting_offset_mg: [f32; 3],
     /// Anomaly amplitude scale (1.0).
     pub severity: f32,
     /// Seed of all three streams (0).
@@ -71,6 +78,9 @@ impl Default for SyntheticOptions {
             sample_rate_hz: sim.sample_rate_hz,
             shaft_hz: sim.shaft_hz,
             noise_mg: sim.noise_mg,
+            vibration_mg: sim.vibration_mg,
+            mounting_gain: sim.mounting_gain,
+            mounting_offset_mg: sim.mounting_offset_mg,
             severity: sim.severity,
             seed: 0,
         }
@@ -84,7 +94,7 @@ const TEST_STREAM: u64 = 3;
 
 impl SyntheticOptions {
     /// The accepted keys, in the order of the fields.
-    pub const KEYS: [&'static str; 13] = [
+    pub const KEYS: [&'static str; 20] = [
         "windows",
         "valid_windows",
         "test_windows",
@@ -96,6 +106,13 @@ impl SyntheticOptions {
         "sample_rate_hz",
         "shaft_hz",
         "noise_mg",
+        "vibration_mg",
+        "gain_x",
+        "gain_y",
+        "gain_z",
+        "offset_x_mg",
+        "offset_y_mg",
+        "offset_z_mg",
         "severity",
         "seed",
     ];
@@ -119,6 +136,13 @@ impl SyntheticOptions {
                 "sample_rate_hz" => o.sample_rate_hz = real(key, value)?,
                 "shaft_hz" => o.shaft_hz = real(key, value)?,
                 "noise_mg" => o.noise_mg = real(key, value)?,
+                "vibration_mg" => o.vibration_mg = real(key, value)?,
+                "gain_x" => o.mounting_gain[0] = real(key, value)?,
+                "gain_y" => o.mounting_gain[1] = real(key, value)?,
+                "gain_z" => o.mounting_gain[2] = real(key, value)?,
+                "offset_x_mg" => o.mounting_offset_mg[0] = real(key, value)?,
+                "offset_y_mg" => o.mounting_offset_mg[1] = real(key, value)?,
+                "offset_z_mg" => o.mounting_offset_mg[2] = real(key, value)?,
                 "severity" => o.severity = real(key, value)?,
                 "seed" => {
                     o.seed = value.parse().map_err(|_| {
@@ -197,11 +221,19 @@ impl SyntheticOptions {
         self.sim_config(self.anomaly_rate, 0)
             .validate()
             .map_err(|e| {
-                let keys: Vec<String> = ["sample_rate_hz", "shaft_hz", "noise_mg", "severity"]
-                    .into_iter()
-                    .filter(|k| e.to_string().contains(k))
-                    .map(|k| format!("`{k}`"))
-                    .collect();
+                let keys: Vec<String> = [
+                    "sample_rate_hz",
+                    "shaft_hz",
+                    "noise_mg",
+                    "vibration_mg",
+                    "mounting_gain",
+                    "mounting_offset_mg",
+                    "severity",
+                ]
+                .into_iter()
+                .filter(|k| e.to_string().contains(k))
+                .map(|k| format!("`{k}`"))
+                .collect();
                 format!("synthetic: {}: {e}", keys.join(" and "))
             })
     }
@@ -220,6 +252,9 @@ impl SyntheticOptions {
             sample_rate_hz: self.sample_rate_hz,
             shaft_hz: self.shaft_hz,
             noise_mg: self.noise_mg,
+            vibration_mg: self.vibration_mg,
+            mounting_gain: self.mounting_gain,
+            mounting_offset_mg: self.mounting_offset_mg,
             anomaly_rate,
             episode_len_samples: self.episode_len().unwrap_or(u32::MAX),
             // The bearing resonance must stay below 0.45 fs.
@@ -237,7 +272,7 @@ impl SyntheticOptions {
         format!(
             "synthetic(seed={}, windows={}, valid_windows={}, test_windows={}, window_len={}, \
              hop={}, anomaly_rate={}, train_contamination={}, episode_windows={}, \
-             sample_rate_hz={}, shaft_hz={}, noise_mg={}, severity={})",
+             sample_rate_hz={}, shaft_hz={}, noise_mg={}, vibration_mg={}, gain={:?}, offset_mg={:?}, severity={})",
             self.seed,
             self.windows,
             self.valid_windows,
@@ -250,6 +285,9 @@ impl SyntheticOptions {
             self.sample_rate_hz,
             self.shaft_hz,
             self.noise_mg,
+            self.vibration_mg,
+            self.mounting_gain,
+            self.mounting_offset_mg,
             self.severity
         )
     }
@@ -486,8 +524,14 @@ mod tests {
             ("anomaly_rate", "0.25"),
             ("seed", "18446744073709551615"),
             ("severity", " 2 "),
+            ("gain_z", "1.1"),
+            ("offset_x_mg", "-35"),
+            ("vibration_mg", "39"),
         ]))
         .unwrap();
+        assert_eq!(o.mounting_gain, [1.0, 1.0, 1.1]);
+        assert_eq!(o.mounting_offset_mg, [-35.0, 0.0, 0.0]);
+        assert_eq!(o.vibration_mg, 39.0);
         assert_eq!(o.windows, 10);
         assert_eq!(o.hop, 32);
         assert_eq!(o.anomaly_rate, 0.25);
@@ -510,6 +554,8 @@ mod tests {
             (("sample_rate_hz", "100"), "`sample_rate_hz`"),
             (("shaft_hz", "0"), "`shaft_hz`"),
             (("noise_mg", "inf"), "`noise_mg`"),
+            (("vibration_mg", "-1"), "`vibration_mg`"),
+            (("gain_y", "0"), "`mounting_gain`"),
             (("severity", "0"), "`severity`"),
             (("colour", "red"), "`colour`"),
         ] {

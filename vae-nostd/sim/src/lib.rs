@@ -30,6 +30,9 @@
 //!   with time constant 30 s and standard deviation `baseline_drift_mg` (5 mg), driven by
 //!   uniform increments of matching variance.
 //! * σ = `noise_mg` (8 mg): white Gaussian sensor noise (Box–Muller, [`vae_nostd::rng`]).
+//! * The mounting: the sensor reports each axis's sum × `mounting_gain` + `mounting_offset_mg`
+//!   (axis sensitivity and zero-g offset, or the gravity components of a tilted mounting;
+//!   defaults 1 and 0, which leave the sum's bits as they are).
 //! * The sum is clamped to ±`full_scale_mg` (a ±4 g full-scale setting) and rounded to `f32`.
 //!
 //! ## Anomalies (label 1, 2, 3; 0 is normal)
@@ -252,6 +255,12 @@ pub struct SimConfig {
     pub resonance_hz: f32,
     /// Sensor full scale: outputs are clamped to ±this, mg (4000, the ±4 g setting).
     pub full_scale_mg: f32,
+    /// Per-axis sensitivity of the mounted sensor: each axis's sum is multiplied by it
+    /// ([1, 1, 1]); finite and positive.
+    pub mounting_gain: [f32; 3],
+    /// Per-axis offset added after the gain, mg ([0, 0, 0]): zero-g offset, or the change of
+    /// the gravity components when the sensor is mounted at another angle; finite.
+    pub mounting_offset_mg: [f32; 3],
     /// Probability that a block of `episode_len_samples` is a random episode: the expected
     /// fraction of anomalous samples, in [0, 1] (0.1).
     pub anomaly_rate: f32,
@@ -281,6 +290,8 @@ impl SimConfig {
             baseline_drift_mg: 5.0,
             resonance_hz: 150.0,
             full_scale_mg: 4000.0,
+            mounting_gain: [1.0; 3],
+            mounting_offset_mg: [0.0; 3],
             anomaly_rate: 0.1,
             episode_len_samples: 256,
             kinds: [true; 3],
@@ -329,6 +340,21 @@ impl SimConfig {
             return Err(Error::InvalidConfig(
                 "baseline_drift_mg must be finite and >= 0",
             ));
+        }
+        let mut axis = 0;
+        while axis < 3 {
+            let (g, o) = (self.mounting_gain[axis], self.mounting_offset_mg[axis]);
+            if !(g.is_finite() && g > 0.0) {
+                return Err(Error::InvalidConfig(
+                    "mounting_gain must be finite and positive on every axis",
+                ));
+            }
+            if !o.is_finite() {
+                return Err(Error::InvalidConfig(
+                    "mounting_offset_mg must be finite on every axis",
+                ));
+            }
+            axis += 1;
         }
         if !(self.full_scale_mg.is_finite() && self.full_scale_mg > 0.0) {
             return Err(Error::InvalidConfig(
@@ -410,6 +436,9 @@ pub struct Simulator {
     v_mg: f64,
     noise_mg: f64,
     full_scale: f64,
+    /// Per-axis mounting gain and offset (mg).
+    gain: [f64; 3],
+    offset: [f64; 3],
     severity: f64,
     /// Normal harmonics as (sin, cos) coefficients of sin kθ, cos kθ, mg. Shape: [3][3].
     normal: [[(f64, f64); 3]; 3],
@@ -532,6 +561,8 @@ impl Simulator {
             v_mg,
             noise_mg: cfg.noise_mg as f64,
             full_scale: cfg.full_scale_mg as f64,
+            gain: cfg.mounting_gain.map(f64::from),
+            offset: cfg.mounting_offset_mg.map(f64::from),
             severity: cfg.severity as f64,
             normal,
             loose,
@@ -727,11 +758,14 @@ impl Simulator {
 
         let mut out = [0f32; 3];
         for axis in 0..3 {
-            let v = GRAVITY_MG[axis]
+            let mut v = GRAVITY_MG[axis]
                 + self.baseline[axis]
                 + vib[axis]
                 + acc[axis]
                 + self.noise_mg * noise[axis];
+            if self.gain[axis] != 1.0 || self.offset[axis] != 0.0 {
+                v = v * self.gain[axis] + self.offset[axis];
+            }
             out[axis] = v.clamp(-self.full_scale, self.full_scale) as f32;
         }
 
@@ -1260,5 +1294,42 @@ mod tests {
             })
             .is_ok()
         );
+    }
+
+    /// The mounting acts on the sensor's reading only: with gain and offset on x, y and z keep
+    /// their bits and x is gain·x + offset (to f32 rounding); the defaults change nothing;
+    /// impossible values are refused.
+    #[test]
+    fn the_mounting_scales_and_offsets_each_axis() {
+        let base = SimConfig {
+            seed: 5,
+            ..SimConfig::default()
+        };
+        let mounted = SimConfig {
+            mounting_gain: [1.5, 1.0, 1.0],
+            mounting_offset_mg: [40.0, 0.0, 0.0],
+            ..base
+        };
+        let (mut a, mut b) = (Simulator::new(base).unwrap(), Simulator::new(mounted).unwrap());
+        for _ in 0..2000 {
+            let (x, y) = (a.next_sample(), b.next_sample());
+            assert_eq!(x.label, y.label);
+            assert_eq!(x.acc_mg[1].to_bits(), y.acc_mg[1].to_bits());
+            assert_eq!(x.acc_mg[2].to_bits(), y.acc_mg[2].to_bits());
+            let want = 1.5 * x.acc_mg[0] as f64 + 40.0;
+            assert!((y.acc_mg[0] as f64 - want).abs() < 1e-3, "{want} vs {}", y.acc_mg[0]);
+        }
+        for bad in [
+            SimConfig {
+                mounting_gain: [1.0, 0.0, 1.0],
+                ..base
+            },
+            SimConfig {
+                mounting_offset_mg: [0.0, 0.0, f32::NAN],
+                ..base
+            },
+        ] {
+            assert!(bad.validate().is_err());
+        }
     }
 }

@@ -25,8 +25,9 @@ use rand_pcg::Pcg32;
 use vae_nostd::modelfile::{ModelFile, ModelFileError, Window};
 use vae_nostd::{ScoreKind, Vae, VaeConfig, Workspace};
 
+use crate::adapt::{AdaptBuffers, Adaptation, Adapter, Event, Work};
 use crate::calibration::{CalibrationError, Calibrator, TopK};
-use crate::{CHANNELS, CONFIG, D, WORKSPACE_LEN, Z, model};
+use crate::{ADAPTED_PARAMS, CHANNELS, CONFIG, D, WORKSPACE_LEN, Z, model};
 
 /// f32 elements of the raw-sample ring: 0 when the built-in model's hop is at least its window
 /// length (each sample is normalized straight into the window), else `D`.
@@ -47,6 +48,8 @@ pub struct Buffers {
     pub ring: [f32; RING_LEN],
     /// The calibration's largest scores (at most `MAX_TOP`).
     pub top: TopK,
+    /// The on-device adaptation's parameters, gradient, moments and window.
+    pub adapt: AdaptBuffers,
 }
 
 impl Buffers {
@@ -57,6 +60,7 @@ impl Buffers {
             window: [0.0; D],
             ring: [0.0; RING_LEN],
             top: TopK::new(),
+            adapt: AdaptBuffers::new(),
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct Settings {
     /// mounting, temperature) move every normal score; a fixed threshold then turns them into
     /// false alarms. Anomalous windows never move it. 0: a fixed threshold.
     pub drift_windows: u32,
+    /// On-device adaptation after the first calibration ([`crate::adapt`]).
+    pub adaptation: Adaptation,
 }
 
 impl Settings {
@@ -99,6 +105,7 @@ impl Settings {
         calibration_windows: 200,
         false_alarm_rate: None,
         drift_windows: 25,
+        adaptation: Adaptation::DEFAULT,
     };
 }
 
@@ -492,6 +499,12 @@ impl Report {
     };
 }
 
+/// The model's own decoder output bias (the last [`ADAPTED_PARAMS`] parameters of the flat
+/// layout), where the adaptation starts from.
+fn factory_bias(params: &[f32]) -> &[f32] {
+    &params[params.len().saturating_sub(ADAPTED_PARAMS)..]
+}
+
 /// The application state: a model, the windower, the workspace, the calibration. Its buffers
 /// are borrowed from [`Buffers`]; the rest is a few hundred bytes.
 pub struct App<'m> {
@@ -502,8 +515,10 @@ pub struct App<'m> {
     /// The model file's own threshold, if it has one.
     file_threshold: Option<f32>,
     windower: Windower<'m>,
-    /// The model's parameters, checked once at start-up.
-    vae: Vae<'m, f32>,
+    /// The model's parameters, in place (checked against the configuration at start-up).
+    params: &'m [f32],
+    /// The on-device adaptation (its buffers are [`Buffers::adapt`]).
+    adapter: Adapter<'m>,
     /// The scoring workspace over [`Buffers::ws`], laid out once at start-up.
     ws: Workspace<'m, f32>,
     /// The latest window's report.
@@ -547,9 +562,11 @@ impl<'m> App<'m> {
             window,
             ring,
             top,
+            adapt,
         } = buffers;
         let ws = Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
-        let vae = Vae::new(CONFIG, model.params)?;
+        Vae::new(CONFIG, model.params)?;
+        let adapter = Adapter::new(settings.adaptation, adapt, factory_bias(model.params), seed)?;
         let rate = settings
             .false_alarm_rate
             .or(model.file.false_alarm_rate())
@@ -568,7 +585,8 @@ impl<'m> App<'m> {
             kind: model.file.score(),
             file_threshold: model.file.threshold(),
             windower,
-            vae,
+            params: model.params,
+            adapter,
             ws,
             report: Report::EMPTY,
             rng: Pcg32::seed_from_u64(seed),
@@ -634,6 +652,81 @@ impl<'m> App<'m> {
     pub fn recalibrate(&mut self) {
         self.calibrator.reset();
         self.calibrating = true;
+        self.adapter.restart(factory_bias(self.params));
+    }
+
+    /// The on-device adaptation.
+    pub fn adapter(&self) -> &Adapter<'m> {
+        &self.adapter
+    }
+
+    /// Runs the model adapted earlier ([`crate::persist`]): `params` (the payload,
+    /// `[ADAPTED_PARAMS]` little-endian f32) replace the decoder output bias and `calibration`
+    /// the threshold and drift margin, so judging starts with the next window, without the
+    /// calibration or the adaptation. On an error (wrong length, a non-finite value) nothing
+    /// changes.
+    pub fn restore(
+        &mut self,
+        params: &[u8],
+        calibration: &crate::persist::Calibration,
+    ) -> Result<(), vae_nostd::Error> {
+        let (threshold, margin) = (calibration.threshold, calibration.margin);
+        if !threshold.is_finite() || margin.is_infinite() {
+            return Err(vae_nostd::Error::InvalidArgument(
+                "a restored threshold must be finite",
+            ));
+        }
+        self.adapter.restore(params)?;
+        self.threshold = threshold;
+        self.margin = margin;
+        self.level = threshold - margin;
+        self.calibrating = false;
+        Ok(())
+    }
+
+    /// The threshold state to persist with an adaptation: the threshold in use, the drift
+    /// margin and the last calibration's N and rate.
+    pub fn calibration_state(&self) -> crate::persist::Calibration {
+        crate::persist::Calibration {
+            threshold: self.threshold,
+            margin: self.margin,
+            windows: self.calibrator.windows(),
+            false_alarm_rate: self.calibrator.rate(),
+        }
+    }
+
+    /// One unit of the adaptation's queued work (an Adam step, or the adapted model's score of
+    /// a recalibration window), if any; returns what happened, for the log. The main loop calls
+    /// it once after every sample that completes no window, so no unit delays a read by more
+    /// than one score's time, and (with fewer steps per window than the hop) all of a window's
+    /// work is done before the next window; the host replays in the tests follow the same rule,
+    /// which is what makes their bits the device's.
+    #[inline(never)]
+    pub fn learn(&mut self) -> Option<Event> {
+        if !self.adapter.has_work() {
+            return None;
+        }
+        match self.adapter.work(self.params, self.kind, &mut self.ws) {
+            Err(e) => Some(self.adapter.fail(e)),
+            Ok(Work::None) => None,
+            Ok(Work::Trained(event)) => {
+                // Recalibration of the adapted model on fresh windows.
+                self.calibrator.reset();
+                Some(event)
+            }
+            Ok(Work::Score { adapted, .. }) => {
+                let t = self.calibrator.push(adapted)?;
+                let event = self
+                    .adapter
+                    .finish(t, self.calibrator.windows(), self.threshold);
+                if let Event::Committed(c) = event {
+                    self.threshold = c.threshold;
+                    self.level = c.mean;
+                    self.margin = c.threshold - c.mean;
+                }
+                Some(event)
+            }
+        }
     }
 
     /// Adds one sample (mg); returns the report of the window it completes, if any. The report
@@ -684,6 +777,7 @@ impl<'m> App<'m> {
                     self.margin = t - self.level;
                     self.calibrating = false;
                     self.report.calibrated = Some(t);
+                    self.adapter.on_calibrated();
                 }
             }
             Ok(score) if score > self.threshold => self.report.verdict = Verdict::Anomaly,
@@ -695,6 +789,7 @@ impl<'m> App<'m> {
                     self.level += (score - self.level) / self.drift_windows as f32;
                     self.threshold = self.level + self.margin;
                 }
+                self.adapter.offer(self.windower.window(), score);
             }
         }
         &self.report
@@ -712,7 +807,12 @@ impl<'m> App<'m> {
         // The Cortex-M4F kernel: bit-identical to `Portable` (tested on target), 1.3–1.6
         // instructions per multiply-accumulate (`Portable`: about 2.6 at opt-level 3, 17 at
         // this build's "z").
-        self.vae.score(
+        let vae = if self.adapter.is_active() {
+            Vae::with_decoder_output_bias(CONFIG, self.params, self.adapter.params())?
+        } else {
+            Vae::new(CONFIG, self.params)?
+        };
+        vae.score(
             &crate::kernel_m4::CortexM4,
             self.windower.window(),
             1,

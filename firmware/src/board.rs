@@ -53,6 +53,16 @@ pub trait Board {
     fn truth(&self, _first: u64, _len: usize) -> Option<u8> {
         None
     }
+    /// Keeps a committed adaptation across resets: `params` (`[ADAPTED_PARAMS]`) and its
+    /// threshold state, in flash through [`crate::persist`] on a board that has it. `Ok(None)`
+    /// when the board keeps nothing (the default).
+    fn store_adaptation(
+        &mut self,
+        _params: &[f32],
+        _calibration: &crate::persist::Calibration,
+    ) -> Result<Option<crate::persist::Stored>, crate::persist::PersistError> {
+        Ok(None)
+    }
 }
 
 /// A sensor fault injected at one sample.

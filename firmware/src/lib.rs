@@ -13,6 +13,8 @@
 //!       ─► Vae::score (encoder → μ, log σ² → decoder, the model file's ScoreKind, CortexM4 kernel = Portable's bits)
 //!       ─► Calibrator (first N valid windows) or score > threshold ─► Verdict
 //!       ─► Report (window, verdict, score, μ) ─► log line / telemetry frame, LEDs
+//!       └─ judged normal (after calibration) ─► adapt: Adam steps on the output bias, between
+//!          sample reads ─► recalibration ─► commit (scores use the adapted bias) ─► flash
 //! ```
 //! * [`app`]: model loading and checks ([`app::Model::load`]), the [`app::Windower`], the
 //!   [`app::App`] that turns samples into [`app::Report`]s.
@@ -21,6 +23,8 @@
 //! * [`record`]: raw samples to the host in sequence-numbered, CRC-checked frames (the
 //!   record programs; `host-trainer record` decodes them).
 //! * [`telemetry`]: the compact frame that carries a window's latents instead of its samples.
+//! * [`adapt`]: the on-device adaptation: Adam on the decoder output bias from windows judged
+//!   normal, recalibration with the conformal rule, commit or fall back to the factory model.
 //! * [`persist`]: the adapted state (parameters, threshold, calibration) in two flash slots
 //!   that survive a reset at any moment of a write, over any `embedded-storage` NOR flash.
 //! * [`board`]: the [`board::Board`] trait (sensor, LEDs, button A, seed) and the simulated
@@ -40,6 +44,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod adapt;
 pub mod app;
 pub mod board;
 pub mod calibration;
@@ -113,10 +118,9 @@ pub mod kernel_m4;
 #[path = "microbit_flash.rs"]
 pub mod microbit_flash;
 
-/// f32 values the on-device adaptation will fine-tune, which size the persisted payload: the
-/// decoder output layer's biases (2D = 384 for the default model's Gaussian decoder). The
-/// adaptation step itself is to come; it may choose another set, and the slots follow from
-/// this constant at compile time.
+/// f32 values the on-device adaptation ([`adapt`]) fine-tunes, which size its statics and the
+/// persisted payload: the decoder output layer's biases (2D = 384 for the default model's
+/// Gaussian decoder); the slots follow from this constant at compile time.
 pub const ADAPTED_PARAMS: usize = CONFIG.decoder_out();
 /// Bytes of the persisted payload: [`ADAPTED_PARAMS`] little-endian f32.
 pub const ADAPTED_LEN: usize = 4 * ADAPTED_PARAMS;

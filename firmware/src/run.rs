@@ -12,6 +12,7 @@
 use static_cell::StaticCell;
 use vae_nostd::ScoreKind;
 
+use crate::adapt::Event;
 use crate::app::{App, Buffers, Model, Report, Settings, StartupError, Verdict};
 use crate::board::Board;
 use crate::{CONFIG, telemetry};
@@ -56,6 +57,19 @@ pub fn start(
     cell: &'static StaticCell<App<'static>>,
     seed: u64,
 ) -> Result<&'static mut App<'static>, StartupError> {
+    start_in(bytes, settings, buffers, seed, |app| cell.init(app))
+}
+
+/// As [`start`], handing the application to `place` (a static's `init`, or a local for a
+/// program that runs several applications one after the other).
+#[inline(always)]
+pub fn start_in<'a, R: core::ops::Deref<Target = App<'a>>>(
+    bytes: &'a [u8],
+    settings: Settings,
+    buffers: &'a mut Buffers,
+    seed: u64,
+    place: impl FnOnce(App<'a>) -> R,
+) -> Result<R, StartupError> {
     let reject = |e: StartupError| {
         defmt::error!(
             "model rejected: {=str}; stopping. Re-export the model with host-trainer and rebuild ({})",
@@ -66,7 +80,7 @@ pub fn start(
     };
     let model = Model::load(bytes).map_err(reject)?;
     log_model(&model);
-    let app = App::new_in(model, settings, buffers, seed, |app| cell.init(app)).map_err(reject)?;
+    let app = App::new_in(model, settings, buffers, seed, place).map_err(reject)?;
     let c = app.calibrator();
     defmt::info!(
         "calibrating on the first {=u32} valid windows at false-alarm rate {=f32}: threshold = score ranked {=usize} from the top, then following drift over {=u32} windows; full scale {=f32} mg",
@@ -76,7 +90,29 @@ pub fn start(
         settings.drift_windows,
         settings.full_scale_mg
     );
+    log_adaptation_plan(&settings);
     Ok(app)
+}
+
+/// The adaptation's start-up line: what it trains, in how much RAM, on how many windows.
+fn log_adaptation_plan(settings: &Settings) {
+    let a = settings.adaptation;
+    if !a.is_on() {
+        defmt::info!("adaptation: off");
+        return;
+    }
+    let m = crate::adapt::MEMORY;
+    defmt::info!(
+        "adaptation: the decoder output bias ({=usize} values; {=usize} B copy + {=usize} B gradient + {=usize} B Adam moments) on the next {=u32} windows judged normal after calibration, {=u32} Adam steps each at {=f32}; then a threshold for it from {=u32} more; committed only if it scores them lower than the factory model",
+        crate::ADAPTED_PARAMS,
+        m.params,
+        m.grads,
+        m.optimizer_state,
+        a.windows,
+        a.steps_per_window,
+        a.learning_rate,
+        settings.calibration_windows
+    );
 }
 
 /// The model's start-up lines: CRC, architecture, window; score and threshold.
@@ -142,6 +178,10 @@ pub fn run<B: Board>(app: &mut App<'_>, board: &mut B, max_windows: Option<u32>)
     board.show(crate::app::State::Calibrating);
     while max_windows.is_none_or(|m| s.windows < m) {
         if !step(app, board) {
+            // Between sample reads: one unit of the adaptation's work, if any.
+            if let Some(e) = app.learn() {
+                on_adaptation(app, board, &e);
+            }
             continue;
         }
         app.judge();
@@ -178,6 +218,48 @@ fn step<B: Board>(app: &mut App<'_>, board: &mut B) -> bool {
         );
     }
     app.push_sample(sample)
+}
+
+/// An adaptation event's log line; a committed adaptation is handed to the board to keep.
+#[inline(never)]
+fn on_adaptation<B: Board>(app: &App<'_>, board: &mut B, e: &Event) {
+    match e {
+        Event::Trained {
+            steps,
+            first_loss,
+            last_loss,
+        } => defmt::info!(
+            "adaptation: {=u32} Adam steps, loss (-ELBO, one draw) {=f32} on the first window -> {=f32} on the last; recalibrating on the next {=u32} normal windows",
+            steps,
+            first_loss,
+            last_loss,
+            app.calibrator().windows()
+        ),
+        Event::Committed(c) => {
+            defmt::info!(
+                "adaptation committed: threshold {=f32} (factory model {=f32}); mean score on {=u32} windows {=f32} (factory model {=f32}); params CRC-32 {=u32:#010x}",
+                c.threshold,
+                c.factory_threshold,
+                c.windows,
+                c.mean,
+                c.factory_mean,
+                crate::adapt::params_crc(app.adapter().params())
+            );
+            match board.store_adaptation(app.adapter().params(), &app.calibration_state()) {
+                Ok(Some(s)) => defmt::info!(
+                    "adaptation stored in flash slot {=u8}, sequence {=u32}",
+                    s.slot,
+                    s.sequence
+                ),
+                Ok(None) => defmt::info!("adaptation not stored (this board keeps nothing)"),
+                Err(e) => defmt::warn!(
+                    "adaptation not stored ({}): it runs until the next reset",
+                    e
+                ),
+            }
+        }
+        Event::Rejected(r) => defmt::warn!("adaptation rejected ({}): the factory model stays", r),
+    }
 }
 
 impl Summary {

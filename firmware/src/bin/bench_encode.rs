@@ -44,7 +44,8 @@ mod app {
     use static_cell::ConstStaticCell;
     use vae_nostd::kernel::{MatMut, MatRef, gemm};
     use vae_nostd::{
-        Activation, Buffer, Error, Gemm, Likelihood, Portable, ScoreKind, Vae, VaeConfig, Workspace,
+        Activation, Adam, Buffer, Error, Estimator, Gemm, Likelihood, Objective, Optimizer,
+        Portable, ScoreKind, Vae, VaeConfig, Workspace,
     };
 
     use firmware::kernel_m4::CortexM4;
@@ -74,6 +75,9 @@ mod app {
     static SENSOR_PARAMS: ConstStaticCell<Buffer<f32, { SENSOR.num_params() }>> =
         ConstStaticCell::new(Buffer::new());
     static SENSOR_WS: ConstStaticCell<Buffer<f32, { SENSOR.workspace_len(1, 1) }>> =
+        ConstStaticCell::new(Buffer::new());
+    /// The sensor model's decoder output bias, its gradient and Adam's two moments.
+    static ADAPT: ConstStaticCell<Buffer<f32, { 4 * SENSOR.decoder_out() }>> =
         ConstStaticCell::new(Buffer::new());
     static MNIST_PARAMS: ConstStaticCell<Buffer<f32, { MNIST.num_params() }>> =
         ConstStaticCell::new(Buffer::new());
@@ -160,6 +164,7 @@ mod app {
             &mut ws[..],
         )?;
         same_bits("sensor 192-128-8", &p, &m)?;
+        bench_adaptation_step(&SENSOR, &params[..], &mut ws[..])?;
         let (params, ws) = (MNIST_PARAMS.take(), MNIST_WS.take());
         let p = bench_model(
             "mnist 784-500-20",
@@ -313,6 +318,60 @@ mod app {
             head: head_bits,
             score: score[0].to_bits(),
         })
+    }
+
+    /// One step of the on-device adaptation (`firmware::adapt`) with the `CortexM4` kernel:
+    /// forward with one draw of z (estimator B), the gradient of −ELBO with respect to the
+    /// decoder output bias, Adam on it; each part counted, then a whole step.
+    fn bench_adaptation_step(
+        cfg: &VaeConfig,
+        params: &[f32],
+        ws_buf: &mut [f32],
+    ) -> Result<(), Error> {
+        let dout = cfg.decoder_out();
+        let buf = ADAPT.take();
+        let (bias, rest) = buf.split_at_mut(dout);
+        let (grad, moments) = rest.split_at_mut(dout);
+        bias.copy_from_slice(&params[params.len() - dout..]);
+        let mut x = [0f32; 192];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = ((i * 37) % 101) as f32 / 100.0;
+        }
+        let obj = Objective {
+            estimator: Estimator::Analytic,
+            samples: 1,
+            beta: 1.0,
+        };
+        let mut rng = Pcg32::seed_from_u64(2);
+        let mut adam = Adam::new(1e-2f32);
+        let mut ws = Workspace::new(cfg, 1, 1, ws_buf)?;
+        let k = INSN_PER_TICK;
+        let (t_fwd, t_bwd) = {
+            let vae = Vae::with_decoder_output_bias(*cfg, params, bias)?;
+            let (t_fwd, r) = count(|| vae.forward(&CortexM4, &x, 1, obj, &mut rng, &mut ws));
+            r?;
+            let (t_bwd, r) = count(|| vae.backward_decoder_output_bias(&x, grad, &mut ws));
+            r?;
+            (t_fwd, t_bwd)
+        };
+        let (t_opt, r) = count(|| adam.step(bias, grad, moments));
+        r?;
+        let (t_step, r) = count(|| -> Result<(), Error> {
+            let vae = Vae::with_decoder_output_bias(*cfg, params, bias)?;
+            vae.forward(&CortexM4, &x, 1, obj, &mut rng, &mut ws)?;
+            vae.backward_decoder_output_bias(&x, grad, &mut ws)?;
+            adam.step(bias, grad, moments)
+        });
+        r?;
+        hprintln!(
+            "sensor 192-128-8 [CortexM4]: adaptation step ({} output biases, Adam): forward (one draw of z) {} + bias gradient {} + Adam {} instructions; whole step {} instructions",
+            dout,
+            t_fwd * k,
+            t_bwd * k,
+            t_opt * k,
+            t_step * k
+        );
+        Ok(())
     }
 
     firmware::qemu_fault_handlers!("bench_encode");

@@ -3,10 +3,15 @@
 //! its 32-sample FIFO by the board-independent driver `firmware::sensor` (so no sample is lost
 //! while a window is scored, an overrun marks its window invalid, and the sensor is set up
 //! again after bus errors); defmt over RTT; the LED matrix shows the state; button A re-calibrates;
-//! the scores' random draws are seeded from the hardware RNG. At start-up the adapted state
-//! persisted in the top two flash pages (`firmware::persist`, through the NVMC) is looked up
-//! and its outcome logged; the application still runs the factory model (applying an
-//! adaptation is a later step).
+//! the scores' random draws are seeded from the hardware RNG.
+//!
+//! Adaptation (`firmware::adapt`): after the first calibration the application fine-tunes the
+//! decoder output bias on the next 500 windows it judges normal, learns a threshold for the
+//! adapted model and, if it fits the machine better than the factory model, switches to it and
+//! stores it in the top two flash pages (`firmware::persist`, two CRC-committed slots, through
+//! the NVMC). At start-up a stored adaptation for this model file is restored, and the board
+//! judges from its first window; without one (or with a torn or foreign record) it starts with
+//! the factory model and calibrates. Button A re-calibrates the model in use.
 //!
 //! LEDs: a square ring = calibrating (the first 200 valid windows, 32 s at 400 Hz), a single
 //! centre dot = normal, a cross = anomaly, a horizontal bar = invalid window (a saturated,
@@ -41,6 +46,7 @@ mod app {
     use firmware::app::{App, Buffers, Settings, State};
     use firmware::board::{Board, SensorError};
     use firmware::microbit_flash::{PERSIST_LEN, PERSIST_START};
+    use firmware::persist::{Calibration, PersistError, Stored};
     use firmware::sensor::Accelerometer;
     use firmware::{ADAPTED_LEN, DEFAULT_MODEL, MICROBIT_SLOTS, run, stack};
     use microbit::display::nonblocking::{BitImage, Display};
@@ -91,9 +97,13 @@ mod app {
     static ADAPTED: ConstStaticCell<[u8; ADAPTED_LEN]> = ConstStaticCell::new([0; ADAPTED_LEN]);
 
     /// The NVMC driver over the persistence region (the top pages of flash, kept out of the
-    /// image by the link-time check of `firmware/build.rs`), and the adapted state in it for the
-    /// model with CRC-32 `model_crc`, logged. The application does not use it yet.
-    fn load_adapted(nvmc: NVMC, model_crc: u32) -> Nvmc<NVMC> {
+    /// image by the link-time check of `firmware/build.rs`); the adapted state in it for the
+    /// model with CRC-32 `model_crc` is restored into `app`, and the outcome logged.
+    fn load_adapted(
+        nvmc: NVMC,
+        model_crc: u32,
+        app: &mut App<'_>,
+    ) -> (Nvmc<NVMC>, &'static mut [u8; ADAPTED_LEN]) {
         // SAFETY: nrf52833-hal's `Nvmc` takes the flash it manages as a `&'static mut [u8]`,
         // and no safe code can name flash outside every Rust object. The region is the
         // reserved top of flash: page-aligned and inside the nRF52833's 512 KiB
@@ -105,14 +115,22 @@ mod app {
             core::slice::from_raw_parts_mut(PERSIST_START as usize as *mut u8, PERSIST_LEN as usize)
         };
         let mut flash = Nvmc::new(nvmc, storage);
-        match MICROBIT_SLOTS.load(&mut flash, model_crc, ADAPTED.take()) {
-            Ok(Some(l)) => defmt::info!(
-                "adapted state from slot {=u8}, sequence {=u32}: threshold {=f32}, {=u32} calibration windows (not applied yet: running the factory model)",
-                l.slot,
-                l.sequence,
-                l.calibration.threshold,
-                l.calibration.windows
-            ),
+        let payload = ADAPTED.take();
+        match MICROBIT_SLOTS.load(&mut flash, model_crc, &mut payload[..]) {
+            Ok(Some(l)) => match app.restore(&payload[..], &l.calibration) {
+                Ok(()) => defmt::info!(
+                    "adapted state restored from slot {=u8}, sequence {=u32}: threshold {=f32} ({=u32} calibration windows); judging from the first window",
+                    l.slot,
+                    l.sequence,
+                    l.calibration.threshold,
+                    l.calibration.windows
+                ),
+                Err(e) => defmt::warn!(
+                    "adapted state in slot {=u8} refused ({}): factory model",
+                    l.slot,
+                    e
+                ),
+            },
             Ok(None) => defmt::info!(
                 "no adapted state for model CRC-32 {=u32:#010x} in flash {=u32:#x}..{=u32:#x}: factory model",
                 model_crc,
@@ -121,7 +139,7 @@ mod app {
             ),
             Err(e) => defmt::warn!("adapted state unreadable ({}): factory model", e),
         }
-        flash
+        (flash, payload)
     }
 
     /// The I²C bus (TWIM0 on the internal pins), shared by the driver's register accesses.
@@ -143,6 +161,10 @@ mod app {
         button_a: Pin<Input<Floating>>,
         button_was_down: bool,
         rng: Rng,
+        /// The persistence region's driver.
+        flash: Nvmc<NVMC>,
+        /// The persisted payload's bytes (`ADAPTED`).
+        payload: &'static mut [u8; ADAPTED_LEN],
     }
 
     impl Board for Microbit {
@@ -173,6 +195,26 @@ mod app {
 
         fn seed(&mut self) -> u64 {
             self.rng.random_u64()
+        }
+
+        fn store_adaptation(
+            &mut self,
+            params: &[f32],
+            calibration: &Calibration,
+        ) -> Result<Option<Stored>, PersistError> {
+            // The payload as little-endian bytes, in the static the start-up load used (its
+            // contents are no longer needed: the application holds the parameters).
+            for (b, p) in self.payload.chunks_exact_mut(4).zip(params) {
+                b.copy_from_slice(&p.to_le_bytes());
+            }
+            MICROBIT_SLOTS
+                .store(
+                    &mut self.flash,
+                    firmware::model::MODEL_CRC32,
+                    calibration,
+                    &self.payload[..],
+                )
+                .map(Some)
         }
     }
 
@@ -211,8 +253,7 @@ mod app {
         ) else {
             halt()
         };
-        // Kept for the adaptation step, which will store through it.
-        let _flash = load_adapted(board.NVMC, firmware::model::MODEL_CRC32);
+        let (flash, payload) = load_adapted(board.NVMC, firmware::model::MODEL_CRC32, app);
         let rate = app.geometry().sample_rate_hz;
         let i2c = Twim::new(board.TWIM0, board.i2c_internal.into(), Frequency::K400);
         let bus = I2C_BUS.init(RefCell::new(i2c));
@@ -238,6 +279,8 @@ mod app {
             button_a: board.buttons.button_a.degrade(),
             button_was_down: false,
             rng,
+            flash,
+            payload,
         });
         run::run(app, b, None);
         halt()

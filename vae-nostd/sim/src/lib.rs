@@ -1310,14 +1310,21 @@ mod tests {
             mounting_offset_mg: [40.0, 0.0, 0.0],
             ..base
         };
-        let (mut a, mut b) = (Simulator::new(base).unwrap(), Simulator::new(mounted).unwrap());
+        let (mut a, mut b) = (
+            Simulator::new(base).unwrap(),
+            Simulator::new(mounted).unwrap(),
+        );
         for _ in 0..2000 {
             let (x, y) = (a.next_sample(), b.next_sample());
             assert_eq!(x.label, y.label);
             assert_eq!(x.acc_mg[1].to_bits(), y.acc_mg[1].to_bits());
             assert_eq!(x.acc_mg[2].to_bits(), y.acc_mg[2].to_bits());
             let want = 1.5 * x.acc_mg[0] as f64 + 40.0;
-            assert!((y.acc_mg[0] as f64 - want).abs() < 1e-3, "{want} vs {}", y.acc_mg[0]);
+            assert!(
+                (y.acc_mg[0] as f64 - want).abs() < 1e-3,
+                "{want} vs {}",
+                y.acc_mg[0]
+            );
         }
         for bad in [
             SimConfig {

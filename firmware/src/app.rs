@@ -291,6 +291,9 @@ pub struct Windower<'b> {
     /// The latest bad sample.
     last_bad: Option<Invalid>,
     full_scale_mg: f32,
+    /// Input re-centering of an adapted model, per axis, mg: the window holds
+    /// `(x − offset)·scale − shift·scale` ([0; 3] until an adaptation is committed).
+    shift: [f32; CHANNELS],
 }
 
 impl<'b> Windower<'b> {
@@ -329,6 +332,7 @@ impl<'b> Windower<'b> {
             windows: 0,
             last_bad: None,
             full_scale_mg,
+            shift: [0.0; CHANNELS],
         })
     }
 
@@ -340,6 +344,18 @@ impl<'b> Windower<'b> {
     /// The latest completed window, normalized, oldest sample first. Shape: `[len][3]`.
     pub fn window(&self) -> &[f32; D] {
         self.window
+    }
+
+    /// Re-centers the input from the next sample on: each axis's reading is taken as
+    /// `shift` mg lower ([`crate::adapt`]'s estimate of the new mounting's offset), applied
+    /// after the normalization as `x' − shift·scale`, the adaptation's own formula.
+    pub fn set_shift(&mut self, shift: [f32; CHANNELS]) {
+        self.shift = shift;
+    }
+
+    /// The re-centering in use, mg per axis.
+    pub fn shift(&self) -> [f32; CHANNELS] {
+        self.shift
     }
 
     /// Adds one sample (mg); returns the window it completes, if any (then [`Self::window`]
@@ -374,8 +390,9 @@ impl<'b> Windower<'b> {
                 self.offset.get(slot..slot + CHANNELS),
                 self.scale.get(slot..slot + CHANNELS),
             ) {
-                for (((w, a), o), s) in w.iter_mut().zip(acc_mg).zip(o).zip(s) {
-                    *w = (a - o) * s;
+                for ((((w, a), o), s), c) in w.iter_mut().zip(acc_mg).zip(o).zip(s).zip(self.shift)
+                {
+                    *w = (a - o) * s - c * s;
                 }
             }
         } else {
@@ -394,14 +411,15 @@ impl<'b> Windower<'b> {
         if !direct {
             // Oldest first: the ring from the next slot to write on, then from the start.
             let (older, newer) = self.ring.split_at(self.phase * CHANNELS);
-            for (((w, a), o), s) in self
+            for ((((w, a), o), s), c) in self
                 .window
                 .iter_mut()
                 .zip(newer.iter().chain(older))
                 .zip(self.offset)
                 .zip(self.scale)
+                .zip(self.shift.iter().cycle())
             {
-                *w = (a - o) * s;
+                *w = (a - o) * s - c * s;
             }
         }
         let first = self.n - self.len as u64;
@@ -566,7 +584,13 @@ impl<'m> App<'m> {
         } = buffers;
         let ws = Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
         Vae::new(CONFIG, model.params)?;
-        let adapter = Adapter::new(settings.adaptation, adapt, factory_bias(model.params), seed)?;
+        let adapter = Adapter::new(
+            settings.adaptation,
+            adapt,
+            factory_bias(model.params),
+            model.scale,
+            seed,
+        )?;
         let rate = settings
             .false_alarm_rate
             .or(model.file.false_alarm_rate())
@@ -661,10 +685,10 @@ impl<'m> App<'m> {
     }
 
     /// Runs the model adapted earlier ([`crate::persist`]): `params` (the payload,
-    /// `[ADAPTED_PARAMS]` little-endian f32) replace the decoder output bias and `calibration`
-    /// the threshold and drift margin, so judging starts with the next window, without the
-    /// calibration or the adaptation. On an error (wrong length, a non-finite value) nothing
-    /// changes.
+    /// [`crate::ADAPTED_STATE`] little-endian f32: the decoder output bias, then the input
+    /// re-centering per axis) replace the model's and `calibration` the threshold and drift
+    /// margin, so judging starts with the next window, without the calibration or the
+    /// adaptation. On an error (wrong length, a non-finite value) nothing changes.
     pub fn restore(
         &mut self,
         params: &[u8],
@@ -677,6 +701,7 @@ impl<'m> App<'m> {
             ));
         }
         self.adapter.restore(params)?;
+        self.windower.set_shift(self.adapter.shift());
         self.threshold = threshold;
         self.margin = margin;
         self.level = threshold - margin;
@@ -723,6 +748,7 @@ impl<'m> App<'m> {
                     self.threshold = c.threshold;
                     self.level = c.mean;
                     self.margin = c.threshold - c.mean;
+                    self.windower.set_shift(self.adapter.shift());
                 }
                 Some(event)
             }
@@ -771,6 +797,7 @@ impl<'m> App<'m> {
         match self.score() {
             Err(e) => self.report.verdict = Verdict::Error(e),
             Ok(score) if self.calibrating => {
+                self.adapter.observe(self.windower.window());
                 if let Some(t) = self.calibrator.push(score) {
                     self.threshold = t;
                     self.level = self.calibrator.mean();
@@ -959,6 +986,39 @@ mod tests {
             Windower::new(len, 16, 2000.0, (&offset, &scale), &mut window, &mut []),
             Err(StartupError::NoRing)
         ));
+    }
+
+    /// The adaptation's re-centering: every window value is `(x − o)·s − c·s` with c the
+    /// axis's shift, on both paths (direct and ring), and a zero shift keeps the bits.
+    #[test]
+    fn a_shift_recenters_each_axis() {
+        let len = D / 3;
+        let offset: std::vec::Vec<f32> = (0..D).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let scale: std::vec::Vec<f32> = (0..D).map(|i| 0.1 + (i % 5) as f32 * 0.03).collect();
+        let sample = |n: u64| [n as f32 * 0.7, 3.0 - n as f32, 1000.0 + (n % 9) as f32];
+        for hop in [16, len] {
+            let (mut window, mut ring) = ([0f32; D], [0f32; D]);
+            let ring: &mut [f32] = if hop < len { &mut ring } else { &mut [] };
+            let mut w =
+                Windower::new(len, hop, 2000.0, (&offset, &scale), &mut window, ring).unwrap();
+            let c = [35.0f32, -2.5, 99.0];
+            w.set_shift(c);
+            assert_eq!(w.shift(), c);
+            let mut n = 0u64;
+            let info = loop {
+                if let Some(i) = w.push(sample(n)) {
+                    break i;
+                }
+                n += 1;
+            };
+            for (i, x) in w.window().iter().enumerate() {
+                let a = sample(info.first_sample + (i / 3) as u64)[i % 3];
+                let want = (a - offset[i]) * scale[i] - c[i % 3] * scale[i];
+                assert_eq!(x.to_bits(), want.to_bits(), "hop {hop} [{i}]");
+                let plain = (a - offset[i]) * scale[i];
+                assert_eq!((plain - 0.0 * scale[i]).to_bits(), plain.to_bits());
+            }
+        }
     }
 
     #[test]

@@ -53,12 +53,14 @@ pub trait Board {
     fn truth(&self, _first: u64, _len: usize) -> Option<u8> {
         None
     }
-    /// Keeps a committed adaptation across resets: `params` (`[ADAPTED_PARAMS]`) and its
-    /// threshold state, in flash through [`crate::persist`] on a board that has it. `Ok(None)`
+    /// Keeps a committed adaptation across resets: `params` (`[ADAPTED_PARAMS]`), the input
+    /// re-centering `shift` and the threshold state, in flash through [`crate::persist`] on a
+    /// board that has it (the payload is the two, little-endian f32, in that order). `Ok(None)`
     /// when the board keeps nothing (the default).
     fn store_adaptation(
         &mut self,
         _params: &[f32],
+        _shift: &[f32; crate::CHANNELS],
         _calibration: &crate::persist::Calibration,
     ) -> Result<Option<crate::persist::Stored>, crate::persist::PersistError> {
         Ok(None)

@@ -122,8 +122,11 @@ pub mod microbit_flash;
 /// persisted payload: the decoder output layer's biases (2D = 384 for the default model's
 /// Gaussian decoder); the slots follow from this constant at compile time.
 pub const ADAPTED_PARAMS: usize = CONFIG.decoder_out();
-/// Bytes of the persisted payload: [`ADAPTED_PARAMS`] little-endian f32.
-pub const ADAPTED_LEN: usize = 4 * ADAPTED_PARAMS;
+/// f32 values of the adapted state: the [`ADAPTED_PARAMS`] biases, then the input
+/// re-centering's shift per axis ([`CHANNELS`]).
+pub const ADAPTED_STATE: usize = ADAPTED_PARAMS + CHANNELS;
+/// Bytes of the persisted payload: [`ADAPTED_STATE`] little-endian f32.
+pub const ADAPTED_LEN: usize = 4 * ADAPTED_STATE;
 /// The micro:bit's two slots, at offset 0 of the reserved region (the NVMC driver's storage
 /// is that region): one page each for the default model.
 pub const MICROBIT_SLOTS: persist::Slots =
@@ -151,7 +154,7 @@ mod tests {
     /// the 512 KiB flash.
     #[test]
     fn the_microbit_slots_fit_the_reserved_pages() {
-        assert_eq!(ADAPTED_LEN, 1536);
+        assert_eq!(ADAPTED_LEN, 1548);
         assert_eq!(MICROBIT_SLOTS.slot_len(), 4096);
         assert_eq!(MICROBIT_SLOTS.region_len(), microbit_flash::PERSIST_LEN);
         assert_eq!(microbit_flash::PERSIST_START, 0x7_e000);

@@ -527,4 +527,4 @@ impl Slots {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -237,15 +237,17 @@ fn on_adaptation<B: Board>(app: &App<'_>, board: &mut B, e: &Event) {
         ),
         Event::Committed(c) => {
             defmt::info!(
-                "adaptation committed: threshold {=f32} (factory model {=f32}); mean score on {=u32} windows {=f32} (factory model {=f32}); params CRC-32 {=u32:#010x}",
+                "adaptation committed: threshold {=f32} (factory model {=f32}); mean score on {=u32} windows {=f32} (factory model {=f32}); input re-centered by {} mg; state CRC-32 {=u32:#010x}",
                 c.threshold,
                 c.factory_threshold,
                 c.windows,
                 c.mean,
                 c.factory_mean,
-                crate::adapt::params_crc(app.adapter().params())
+                app.adapter().shift(),
+                crate::adapt::state_crc(app.adapter().params(), &app.adapter().shift())
             );
-            match board.store_adaptation(app.adapter().params(), &app.calibration_state()) {
+            let a = app.adapter();
+            match board.store_adaptation(a.params(), &a.shift(), &app.calibration_state()) {
                 Ok(Some(s)) => defmt::info!(
                     "adaptation stored in flash slot {=u8}, sequence {=u32}",
                     s.slot,

@@ -143,7 +143,7 @@ pub mod shift {
 /// windows, in the device's main-loop order (one unit of adaptation work after each sample
 /// that completes no window, [`App::learn`]). `window` gets every window's report and true
 /// label, `event` every adaptation event with the count of windows before it. Returns the
-/// adaptation's final phase. The host tests and `tests/examples/adapt_shift.rs` replay the
+/// adaptation's final phase and the input re-centering in use at the end. The host tests and `tests/examples/adapt_shift.rs` replay the
 /// QEMU runs with it.
 pub fn replay(
     bytes: &[u8],
@@ -153,7 +153,7 @@ pub fn replay(
     buffers: &mut crate::app::Buffers,
     mut window: impl FnMut(&Report, u8),
     mut event: impl FnMut(u32, &Event),
-) -> Result<Phase, crate::app::StartupError> {
+) -> Result<(Phase, [f32; crate::CHANNELS]), crate::app::StartupError> {
     let model = Model::load(bytes)?;
     let mut app = App::new(model, settings, buffers, SEED)?;
     let mut board = SimBoard::new(sim, &[], SEED)?;
@@ -175,5 +175,5 @@ pub fn replay(
             }
         }
     }
-    Ok(app.adapter().phase())
+    Ok((app.adapter().phase(), app.adapter().shift()))
 }

@@ -3,7 +3,8 @@
 //! on a second simulated machine, without adaptation, with it, and (given a model file trained
 //! on the second machine) that model. Prints ROC AUC and the false-alarm rate over the
 //! evaluation windows, and the adaptation's events. Flags change the adaptation's settings
-//! for tuning: `--windows N --steps S --lr A`.
+//! for tuning: `--windows N --steps S --lr A`; `--severity X` and `--machine k=v,...` change the
+//! second machine.
 //!
 //! `cargo run --release -p vae-tests --example adapt_shift [-- --retrained FILE.vaem]`
 use firmware::adapt::Event;
@@ -77,6 +78,25 @@ fn main() {
     let mut sim = shift::SIM;
     if let Some(v) = flag("--severity") {
         sim.severity = v.parse().expect("--severity");
+    }
+    // Another second machine: `--machine noise=12,vibration=39,gain=1.1,offset_x=35,offset_z=-1`
+    // (unnamed fields keep the default machine's values).
+    if let Some(v) = flag("--machine") {
+        let d = vae_sim::SimConfig::default();
+        (sim.noise_mg, sim.vibration_mg) = (d.noise_mg, d.vibration_mg);
+        (sim.mounting_gain, sim.mounting_offset_mg) = (d.mounting_gain, d.mounting_offset_mg);
+        for kv in v.split(',') {
+            let (k, x) = kv.split_once('=').expect("--machine key=value,...");
+            let x: f32 = x.parse().expect("--machine value");
+            match k {
+                "noise" => sim.noise_mg = x,
+                "vibration" => sim.vibration_mg = x,
+                "gain" => sim.mounting_gain = [x; 3],
+                "offset_x" => sim.mounting_offset_mg[0] = x,
+                "offset_z" => sim.mounting_offset_mg[2] = x,
+                _ => panic!("--machine: unknown key {k}"),
+            }
+        }
     }
     let factory = &firmware::DEFAULT_MODEL.0;
     let mut runs = vec![

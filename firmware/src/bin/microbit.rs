@@ -5,8 +5,9 @@
 //! again after bus errors); defmt over RTT; the LED matrix shows the state; button A re-calibrates;
 //! the scores' random draws are seeded from the hardware RNG.
 //!
-//! Adaptation (`firmware::adapt`): after the first calibration the application fine-tunes the
-//! decoder output bias on the next 500 windows it judges normal, learns a threshold for the
+//! Adaptation (`firmware::adapt`): after the first calibration the application re-centers the
+//! input by the calibration windows' mean offset per axis and fine-tunes the decoder output bias
+//! on the next 500 windows it judges normal, learns a threshold for the
 //! adapted model and, if it fits the machine better than the factory model, switches to it and
 //! stores it in the top two flash pages (`firmware::persist`, two CRC-committed slots, through
 //! the NVMC). At start-up a stored adaptation for this model file is restored, and the board
@@ -200,11 +201,16 @@ mod app {
         fn store_adaptation(
             &mut self,
             params: &[f32],
+            shift: &[f32; 3],
             calibration: &Calibration,
         ) -> Result<Option<Stored>, PersistError> {
             // The payload as little-endian bytes, in the static the start-up load used (its
             // contents are no longer needed: the application holds the parameters).
-            for (b, p) in self.payload.chunks_exact_mut(4).zip(params) {
+            for (b, p) in self
+                .payload
+                .chunks_exact_mut(4)
+                .zip(params.iter().chain(shift))
+            {
                 b.copy_from_slice(&p.to_le_bytes());
             }
             MICROBIT_SLOTS

@@ -9,7 +9,7 @@
 //!    (`firmware/models/shift-retrained.vaem`), on-device calibration, no adaptation.
 //!
 //! Every window's line (`w=.. truth=.. verdict score=..`) is logged under a `pass <name>`
-//! line; the host test `qemu_adaptation_closes_most_of_the_gap_bit_for_bit` in
+//! line; the host test `qemu_adaptation_comes_close_to_retraining_bit_for_bit` in
 //! `tests/tests/firmware_e2e.rs` computes ROC AUC and false alarms over the evaluation windows
 //! (from `shift::EVAL_FROM`) from them, and replays the three passes on the host with the same
 //! application code: the scores and the adapted parameters' CRC must be the same bits.

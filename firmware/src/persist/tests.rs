@@ -11,7 +11,7 @@ const OTHER_MODEL: u32 = 0x1234_5678;
 
 /// What the mock reports; every operation after a power cut fails with `PowerLost`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MockError {
+pub(crate) enum MockError {
     NotAligned,
     OutOfBounds,
     PowerLost,
@@ -56,7 +56,7 @@ impl Op {
 /// by aligned 4-byte word, a write only clears bits (1 → 0) and each word is written at most
 /// once per erase (the `NorFlash` contract without `MultiwriteNorFlash`). Breaking a rule is
 /// recorded in `violations` (the tests require none); misalignment and bounds are errors.
-struct MockFlash {
+pub(crate) struct MockFlash {
     mem: Vec<u8>,
     written: Vec<bool>,
     violations: Vec<String>,
@@ -69,7 +69,7 @@ struct MockFlash {
 }
 
 impl MockFlash {
-    fn new(pages: usize) -> Self {
+    pub(crate) fn new(pages: usize) -> Self {
         MockFlash {
             mem: vec![0xFF; pages * PAGE],
             written: vec![false; pages * PAGE / 4],

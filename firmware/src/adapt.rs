@@ -889,7 +889,7 @@ mod tests {
         assert_eq!(app.adapter().phase(), Phase::Waiting);
         assert_eq!(app.adapter().steps(), 0);
         assert_eq!(
-            &app.adapter().params()[..],
+            app.adapter().params(),
             &model.params[model.params.len() - 384..]
         );
     }

@@ -64,6 +64,7 @@ pub mod likelihood;
 mod model;
 pub mod modelfile;
 pub mod optim;
+pub mod quant;
 mod real;
 pub mod rng;
 mod score;

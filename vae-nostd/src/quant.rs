@@ -10,9 +10,17 @@
 //!   seen on calibration data (the training windows through the f32 model; a tanh layer's
 //!   input is bounded by 1), and `q_x[i] = clamp(round(x[i] · (1/s_x)), −127, 127)`;
 //! * **accumulation** in i32: `a[o] = Σ_i q_w[o][i] · q_x[i]` — exact, since
-//!   |a| ≤ 127² · in < 2³¹ for every `in` below 133,000;
+//!   |a| ≤ 127² · in < 2³¹ for every `in` below 133,000, so any kernel, in any order, gives
+//!   the same bits ([`IntGemv`]: `Portable`'s loop, the firmware's `SMLAD` assembly);
 //! * **output** in f32: `y[o] = (s_w[o] · s_x) · a[o] + b[o]` (the product `s_w[o] · s_x` is
 //!   stored per output; the bias stays f32).
+//!
+//! **Storage** (what a model file holds, and what the kernels read): each output row's weights
+//! padded with zeros to `k = ⌈in/4⌉·4` ([`padded`]), in groups of four stored in the order
+//! `w0, w2, w1, w3`: the order in which the Cortex-M4's `SXTB16` unpacks a word's bytes 0, 2
+//! and (rotated by 8) 1, 3 into halfword pairs, so that each pair meets the input pair
+//! `(x0, x1)`, `(x2, x3)` of a `SMLAD` without any shuffle at run time. The quantized input is
+//! held as i16 (values in [−127, 127], zero-padded to `k`): two per word for `SMLAD`.
 //!
 //! Everything after a layer — tanh or ReLU, μ and log σ², the KL term, the likelihood and the
 //! score — is the f32 model's code on the dequantized values. `round` is ties-away-from-zero
@@ -21,7 +29,7 @@
 //!
 //! Memory: weights 1 byte each instead of 4, plus 8 bytes per output (scale and bias) and 4 per
 //! layer: the default 192-128-8 sensor model's 309,824 bytes of f32 parameters become 82,064
-//! (26.5 %; [`QuantLayout::bytes`]).
+//! (26.5 %; [`QuantLayout::bytes`]; its layers' inputs, 192, 128 and 8, need no padding).
 
 use crate::MAX_HIDDEN;
 use crate::config::{Net, VaeConfig};
@@ -38,8 +46,8 @@ pub const MAX_LAYERS: usize = 2 * MAX_HIDDEN + 2;
 pub struct QuantLayout {
     /// Layers in forward order: encoder hidden, head, decoder hidden, output.
     pub layers: usize,
-    /// Per layer: (input dim, output dim, offset of its weights in the i8 buffer, offset of its
-    /// outputs in the per-output buffers).
+    /// Per layer: (input dim, output dim, offset of its weights in the i8 buffer — rows of
+    /// [`padded`]`(input dim)` —, offset of its outputs in the per-output buffers).
     pub shape: [(usize, usize, usize, usize); MAX_LAYERS],
     /// i8 weights in all.
     pub weights: usize,
@@ -61,7 +69,7 @@ impl QuantLayout {
             while i < layers {
                 let l = cfg.layer(net, i);
                 shape[n] = (l.inp, l.out, w, o);
-                w += l.inp * l.out;
+                w += padded(l.inp) * l.out;
                 o += l.out;
                 n += 1;
                 i += 1;
@@ -97,8 +105,14 @@ pub struct QuantVae<'q> {
     input_scales: &'q [f32],
 }
 
-/// The f32 and i8 scratch a quantized score needs: `f32` values for the widest layer's input
-/// and output and the head, `i8` values for the widest layer input.
+/// Inputs of a layer of `n` inputs as its weight rows and quantized input hold them: `n`
+/// rounded up to a multiple of 4.
+pub const fn padded(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+/// The f32 and i16 scratch a quantized score needs: `f32` values for the widest layer's input
+/// and output (twice) and the head, `i16` values for the widest (padded) layer input.
 pub const fn scratch_len(cfg: &VaeConfig) -> (usize, usize) {
     let l = QuantLayout::new(cfg);
     let mut widest = 0;
@@ -113,7 +127,7 @@ pub const fn scratch_len(cfg: &VaeConfig) -> (usize, usize) {
         }
         i += 1;
     }
-    (2 * widest + 2 * cfg.latent, widest)
+    (2 * widest + 2 * cfg.latent, padded(widest))
 }
 
 /// Symmetric int8 code of `x` at inverse scale `inv` (ties away from zero, clamped to ±127).
@@ -130,14 +144,45 @@ pub fn quantize_value(x: f32, inv: f32) -> i8 {
     }
 }
 
-/// `Σ_i w[i] · x[i]` in i32: the portable reference kernel (exact; the order does not matter).
+/// `Σ_i w[i] · x[i]` in i32 over one stored row `w [k]` (pair-interleaved groups of four,
+/// module docs) and the input `x [k]`: the portable reference (exact; any order gives the same
+/// sum). `k` is a multiple of 4.
 #[inline]
-pub fn dot_i8(w: &[i8], x: &[i8]) -> i32 {
+pub fn dot_i8(w: &[i8], x: &[i16]) -> i32 {
     let mut acc = 0i32;
-    for (a, b) in w.iter().zip(x) {
-        acc += i32::from(*a) * i32::from(*b);
+    for (g, xs) in w.chunks_exact(4).zip(x.chunks_exact(4)) {
+        acc += i32::from(g[0]) * i32::from(xs[0])
+            + i32::from(g[1]) * i32::from(xs[2])
+            + i32::from(g[2]) * i32::from(xs[1])
+            + i32::from(g[3]) * i32::from(xs[3]);
     }
     acc
+}
+
+/// The integer matrix-vector product of a quantized layer: `out[r] = Σ_i W[r][i] · x[i]` for
+/// the `out.len()` rows stored in `w` (each `k` i8, pair-interleaved) and `x [k]`. Integer
+/// sums are exact, so every implementation must give `Portable`'s values.
+pub trait IntGemv {
+    /// `out[r] = dot(w row r, x)`; `w.len() ≥ out.len() · k`, `x.len() == k`, `k % 4 == 0`
+    /// (checked by the caller).
+    fn gemv_i8(&self, w: &[i8], x: &[i16], k: usize, out: &mut [i32]);
+}
+
+impl IntGemv for crate::Portable {
+    fn gemv_i8(&self, w: &[i8], x: &[i16], k: usize, out: &mut [i32]) {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = dot_i8(&w[r * k..(r + 1) * k], x);
+        }
+    }
+}
+
+/// Row `row` (`[in]`, natural order) as stored: zero-padded to `padded(in)` and
+/// pair-interleaved, quantized at inverse scale `inv`.
+fn store_row(row: &[f32], inv: f32, out: &mut [i8]) {
+    for (g, o) in out.chunks_exact_mut(4).enumerate() {
+        let v = |i: usize| row.get(4 * g + i).map_or(0, |w| quantize_value(*w, inv));
+        o.copy_from_slice(&[v(0), v(2), v(1), v(3)]);
+    }
 }
 
 impl<'q> QuantVae<'q> {
@@ -181,18 +226,36 @@ impl<'q> QuantVae<'q> {
         &self.cfg
     }
 
-    /// Layer `l` on `inp [in]` into `out [out]`: quantize the input (into `q [in]`), integer
-    /// dot products, dequantize and add the bias.
-    fn layer(&self, l: usize, inp: &[f32], q: &mut [i8], out: &mut [f32]) {
+    /// Layer `l` on `inp [in]` into `out [out]`: quantize the input (into `q [padded(in)]`,
+    /// zero-padded), integer dot products (16 rows per kernel call), dequantize and add the
+    /// bias.
+    fn layer<K: IntGemv + ?Sized>(
+        &self,
+        kernel: &K,
+        l: usize,
+        inp: &[f32],
+        q: &mut [i16],
+        out: &mut [f32],
+    ) {
         let (n_in, n_out, w0, o0) = self.layout.shape[l];
+        let k = padded(n_in);
         let inv = 1.0 / self.input_scales[l];
-        for (q, x) in q[..n_in].iter_mut().zip(inp) {
-            *q = quantize_value(*x, inv);
+        for (i, q) in q[..k].iter_mut().enumerate() {
+            *q = if i < n_in {
+                i16::from(quantize_value(inp[i], inv))
+            } else {
+                0
+            };
         }
-        let w = &self.weights[w0..w0 + n_in * n_out];
-        for (o, y) in out[..n_out].iter_mut().enumerate() {
-            let acc = dot_i8(&w[o * n_in..(o + 1) * n_in], &q[..n_in]);
-            *y = self.scales[o0 + o] * acc as f32 + self.biases[o0 + o];
+        let w = &self.weights[w0..w0 + k * n_out];
+        let mut acc = [0i32; 16];
+        for (c, ys) in out[..n_out].chunks_mut(16).enumerate() {
+            let acc = &mut acc[..ys.len()];
+            kernel.gemv_i8(&w[16 * c * k..], &q[..k], k, acc);
+            for (j, (y, a)) in ys.iter_mut().zip(acc.iter()).enumerate() {
+                let o = o0 + 16 * c + j;
+                *y = self.scales[o] * *a as f32 + self.biases[o];
+            }
         }
     }
 
@@ -203,19 +266,21 @@ impl<'q> QuantVae<'q> {
     /// −ELBO at z = μ of one input `x [D]` (the firmware's default score,
     /// [`crate::ScoreKind::NegElboAtMean`]) through the integer layers: KL(q(z|x) ‖ p(z)) in
     /// closed form (the paper's App. B) minus log p(x | μ). `f32s` and `i8s` are scratch of at
-    /// least [`scratch_len`]. Also returns μ and log σ² in `head [2Z]`.
-    pub fn score_neg_elbo_at_mean(
+    /// least [`scratch_len`]; `kernel` does the integer products. Also returns μ and log σ² in
+    /// `head [2Z]`.
+    pub fn score_neg_elbo_at_mean<K: IntGemv + ?Sized>(
         &self,
+        kernel: &K,
         x: &[f32],
         f32s: &mut [f32],
-        i8s: &mut [i8],
+        i16s: &mut [i16],
         head: &mut [f32],
     ) -> Result<f32, Error> {
         let cfg = &self.cfg;
         let (nf, ni) = scratch_len(cfg);
         check_len("x", cfg.input, x.len())?;
         check_len("head", 2 * cfg.latent, head.len())?;
-        if f32s.len() < nf || i8s.len() < ni {
+        if f32s.len() < nf || i16s.len() < ni {
             return Err(Error::BufferTooSmall {
                 what: "quantized scratch",
                 needed: nf,
@@ -225,7 +290,7 @@ impl<'q> QuantVae<'q> {
         if !x.iter().all(|v| v.is_finite()) {
             return Err(Error::NonFiniteInput);
         }
-        let widest = ni;
+        let widest = (nf - 2 * cfg.latent) / 2;
         let (a, rest) = f32s.split_at_mut(widest);
         let (b, _) = rest.split_at_mut(widest);
         let enc = cfg.num_layers(Net::Encoder);
@@ -241,11 +306,11 @@ impl<'q> QuantVae<'q> {
             };
             let n_out = self.layout.shape[l].1;
             if l + 1 < enc {
-                self.layer(l, src, i8s, dst);
+                self.layer(kernel, l, src, i16s, dst);
                 self.activate(&mut dst[..n_out]);
                 cur_is_a = !cur_is_a;
             } else {
-                self.layer(l, src, i8s, head);
+                self.layer(kernel, l, src, i16s, head);
             }
         }
         let z = cfg.latent;
@@ -261,7 +326,7 @@ impl<'q> QuantVae<'q> {
                 (&*b, &mut *a)
             };
             let n_out = self.layout.shape[l].1;
-            self.layer(l, src, i8s, dst);
+            self.layer(kernel, l, src, i16s, dst);
             if j + 1 < dec {
                 self.activate(&mut dst[..n_out]);
             }
@@ -320,13 +385,8 @@ pub fn quantize(
                 let row = &w[o * n_in..(o + 1) * n_in];
                 let m = row.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let s_w = if m > 0.0 { m / 127.0 } else { 1.0 };
-                let inv = 1.0 / s_w;
-                for (q, v) in weights[w0 + o * n_in..w0 + (o + 1) * n_in]
-                    .iter_mut()
-                    .zip(row)
-                {
-                    *q = quantize_value(*v, inv);
-                }
+                let k = padded(n_in);
+                store_row(row, 1.0 / s_w, &mut weights[w0 + o * k..w0 + (o + 1) * k]);
                 scales[o0 + o] = s_w * s_x;
                 biases[o0 + o] = b[o];
             }
@@ -352,7 +412,8 @@ pub fn observe_layer_inputs(
     check_len("parameters", cfg.num_params(), params.len())?;
     check_len("x", cfg.input, x.len())?;
     check_len("input absmax", layout.layers, absmax.len())?;
-    let (nf, widest) = scratch_len(cfg);
+    let (nf, _) = scratch_len(cfg);
+    let widest = (nf - 2 * cfg.latent) / 2;
     if f32s.len() < nf {
         return Err(Error::BufferTooSmall {
             what: "calibration scratch",
@@ -411,8 +472,14 @@ mod tests {
     #[test]
     fn the_integer_dot_product_is_exact_at_the_extremes() {
         let w = [-127i8; 1000];
-        let x = [-127i8; 1000];
+        let x = [-127i16; 1000];
         assert_eq!(dot_i8(&w, &x), 127 * 127 * 1000);
+    }
+
+    /// A row stored pair-interleaved and zero-padded (`store_row`) gives, through `dot_i8`,
+    /// the natural-order sum of its quantized values with the input.
+    #[test]
+    fn the_stored_order_gives_the_natural_sum() {
         let mut s = 7u32;
         let mut next = || {
             s ^= s << 13;
@@ -420,10 +487,20 @@ mod tests {
             s ^= s << 5;
             (s % 255) as i32 - 127
         };
-        let w: [i8; 333] = core::array::from_fn(|_| next() as i8);
-        let x: [i8; 333] = core::array::from_fn(|_| next() as i8);
-        let want: i64 = w.iter().zip(&x).map(|(a, b)| *a as i64 * *b as i64).sum();
-        assert_eq!(dot_i8(&w, &x) as i64, want);
+        for n in [1usize, 3, 4, 5, 8, 333] {
+            let row: std::vec::Vec<f32> = (0..n).map(|_| next() as f32).collect();
+            let x: std::vec::Vec<i16> = (0..padded(n))
+                .map(|i| if i < n { next() as i16 } else { 0 })
+                .collect();
+            let mut stored = std::vec![0i8; padded(n)];
+            store_row(&row, 1.0, &mut stored);
+            let want: i64 = row.iter().zip(&x).map(|(w, x)| *w as i64 * *x as i64).sum();
+            assert_eq!(dot_i8(&stored, &x) as i64, want, "n = {n}");
+            let mut out = [0i32; 2];
+            let two: std::vec::Vec<i8> = stored.iter().chain(&stored).copied().collect();
+            crate::Portable.gemv_i8(&two, &x, padded(n), &mut out);
+            assert_eq!(out, [want as i32; 2]);
+        }
     }
 
     #[test]
@@ -441,7 +518,7 @@ mod tests {
     fn the_layout_counts_every_layer() {
         let l = QuantLayout::new(&CFG);
         assert_eq!(l.layers, 4);
-        assert_eq!(l.weights, 24 * 16 + 16 * 6 + 3 * 16 + 16 * 48);
+        assert_eq!(l.weights, 24 * 16 + 16 * 6 + 4 * 16 + 16 * 48);
         assert_eq!(l.outputs, 16 + 6 + 16 + 48);
         // The default sensor model: 26.5 % of its f32 parameter bytes.
         let sensor = VaeConfig::new(
@@ -487,7 +564,7 @@ mod tests {
         let q = QuantVae::new(CFG, &w, &sc, &b, &is).unwrap();
         let vae = Vae::new(CFG, &p).unwrap();
         let mut buf = std::vec![0f32; CFG.workspace_len(1, 1)];
-        let mut i8s = std::vec![0i8; ni];
+        let mut i16s = std::vec![0i16; ni];
         let mut head = [0f32; 6];
         for x in &xs {
             let mut ws = Workspace::new(&CFG, 1, 1, &mut buf).unwrap();
@@ -503,7 +580,7 @@ mod tests {
             )
             .unwrap();
             let s = q
-                .score_neg_elbo_at_mean(x, &mut f32s, &mut i8s, &mut head)
+                .score_neg_elbo_at_mean(&Portable, x, &mut f32s, &mut i16s, &mut head)
                 .unwrap();
             assert!((s - f[0]).abs() <= 0.02 * f[0].abs(), "{s} vs {}", f[0]);
             for (a, b) in head[..3].iter().zip(&ws.head(1)[..3]) {
@@ -524,19 +601,19 @@ mod tests {
         assert!(QuantVae::new(CFG, &w, &sc, &sc, &bad).is_err());
         let q = QuantVae::new(CFG, &w, &sc, &sc, &is).unwrap();
         let (nf, ni) = scratch_len(&CFG);
-        let (mut f, mut i, mut h) = (std::vec![0f32; nf], std::vec![0i8; ni], [0f32; 6]);
+        let (mut f, mut i, mut h) = (std::vec![0f32; nf], std::vec![0i16; ni], [0f32; 6]);
         let mut x = [0f32; 24];
         x[3] = f32::NAN;
         assert_eq!(
-            q.score_neg_elbo_at_mean(&x, &mut f, &mut i, &mut h),
+            q.score_neg_elbo_at_mean(&Portable, &x, &mut f, &mut i, &mut h),
             Err(Error::NonFiniteInput)
         );
         assert!(
-            q.score_neg_elbo_at_mean(&x[..5], &mut f, &mut i, &mut h)
+            q.score_neg_elbo_at_mean(&Portable, &x[..5], &mut f, &mut i, &mut h)
                 .is_err()
         );
         assert!(
-            q.score_neg_elbo_at_mean(&[0.0; 24], &mut f[..3], &mut i, &mut h)
+            q.score_neg_elbo_at_mean(&Portable, &[0.0; 24], &mut f[..3], &mut i, &mut h)
                 .is_err()
         );
         let p = std::vec![0f32; CFG.num_params()];

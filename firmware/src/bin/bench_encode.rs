@@ -43,6 +43,7 @@ mod app {
     use rand_pcg::Pcg32;
     use static_cell::ConstStaticCell;
     use vae_nostd::kernel::{MatMut, MatRef, gemm};
+    use vae_nostd::quant::{self, IntGemv, QuantLayout, QuantVae};
     use vae_nostd::{
         Activation, Adam, Buffer, Error, Estimator, Gemm, Likelihood, Objective, Optimizer,
         Portable, ScoreKind, Vae, VaeConfig, Workspace,
@@ -76,6 +77,12 @@ mod app {
         ConstStaticCell::new(Buffer::new());
     static SENSOR_WS: ConstStaticCell<Buffer<f32, { SENSOR.workspace_len(1, 1) }>> =
         ConstStaticCell::new(Buffer::new());
+    /// The sensor model's int8 weights, per-output scales and biases (`vae_nostd::quant`).
+    static Q_WEIGHTS: ConstStaticCell<[i8; QuantLayout::new(&SENSOR).weights]> =
+        ConstStaticCell::new([0; QuantLayout::new(&SENSOR).weights]);
+    static Q_OUT: ConstStaticCell<Buffer<f32, { 2 * QuantLayout::new(&SENSOR).outputs }>> =
+        ConstStaticCell::new(Buffer::new());
+
     /// The sensor model's decoder output bias, its gradient and Adam's two moments.
     static ADAPT: ConstStaticCell<Buffer<f32, { 4 * SENSOR.decoder_out() }>> =
         ConstStaticCell::new(Buffer::new());
@@ -165,6 +172,7 @@ mod app {
         )?;
         same_bits("sensor 192-128-8", &p, &m)?;
         bench_adaptation_step(&SENSOR, &params[..], &mut ws[..])?;
+        bench_int8(&SENSOR, &params[..])?;
         let (params, ws) = (MNIST_PARAMS.take(), MNIST_WS.take());
         let p = bench_model(
             "mnist 784-500-20",
@@ -370,6 +378,67 @@ mod app {
             t_bwd * k,
             t_opt * k,
             t_step * k
+        );
+        Ok(())
+    }
+
+    /// The int8 path (issue 11, first part) with the core's portable integer kernel: the first
+    /// layer's integer products alone and a whole quantized score (−ELBO at z = μ).
+    fn bench_int8(cfg: &VaeConfig, params: &[f32]) -> Result<(), Error> {
+        const L: QuantLayout = QuantLayout::new(&SENSOR);
+        const S: (usize, usize) = quant::scratch_len(&SENSOR);
+        let (w, out) = (Q_WEIGHTS.take(), Q_OUT.take());
+        let (scales, biases) = out.split_at_mut(L.outputs);
+        let mut input_scales = [0f32; L.layers];
+        let mut f32s = [0f32; S.0];
+        let mut i16s = [0i16; S.1];
+        let mut x = [0f32; 192];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = ((i * 37) % 101) as f32 / 100.0;
+        }
+        let mut absmax = [0f32; L.layers];
+        quant::observe_layer_inputs(cfg, params, &x, &mut f32s, &mut absmax)?;
+        quant::quantize(
+            cfg,
+            params,
+            &absmax,
+            &mut w[..],
+            scales,
+            biases,
+            &mut input_scales,
+        )?;
+        let q = QuantVae::new(*cfg, &w[..], scales, biases, &input_scales)?;
+        let (k, h) = (quant::padded(cfg.input), cfg.encoder_hidden.width(0));
+        for (i, v) in i16s[..k].iter_mut().enumerate() {
+            *v = (i as i16 % 255) - 127;
+        }
+        let mut acc = [0i32; 128];
+        let (t_layer, ()) = count(|| {
+            for (c, a) in acc[..h].chunks_mut(16).enumerate() {
+                Portable.gemv_i8(&w[16 * c * k..], &i16s[..k], k, a);
+            }
+        });
+        let mut head = [0f32; 16];
+        let (t_score, r) = count(|| {
+            q.score_neg_elbo_at_mean(
+                &Portable,
+                &x,
+                &mut f32s,
+                &mut i16s,
+                &mut head[..2 * cfg.latent],
+            )
+        });
+        let score = r?;
+        let n = INSN_PER_TICK;
+        hprintln!(
+            "sensor 192-128-8 [int8, Portable]: layer {}x{} integer products: {} instructions, {} instructions/MAC; score NegElboAtMean: {} instructions, score {} ({} B of quantized parameters)",
+            h,
+            k,
+            t_layer * n,
+            (t_layer * n) as f32 / (h * k) as f32,
+            t_score * n,
+            score,
+            L.bytes()
         );
         Ok(())
     }

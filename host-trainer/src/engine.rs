@@ -132,6 +132,8 @@ pub struct Engine {
     shards: Vec<Shard>,
     pool: rayon::ThreadPool,
     threads: usize,
+    /// When set, [`Engine::score`] scores through this int8 model (−ELBO at z = μ only).
+    int8: Option<crate::quantize::Int8Model>,
 }
 
 /// What one step or evaluation measured: the bound's parts, averaged per datapoint.
@@ -180,7 +182,14 @@ impl Engine {
             shards: Vec::new(),
             pool,
             threads,
+            int8: None,
         })
+    }
+
+    /// Scores through `model` (the int8 quantization of these parameters) from now on, or
+    /// through the f32 parameters again with `None`.
+    pub fn set_int8(&mut self, model: Option<crate::quantize::Int8Model>) {
+        self.int8 = model;
     }
 
     /// The configuration.
@@ -421,6 +430,14 @@ impl Engine {
                 expected: n * d,
                 actual: x.len(),
             });
+        }
+        if let Some(q) = &self.int8 {
+            if kind != vae_nostd::ScoreKind::NegElboAtMean {
+                return Err(Error::InvalidArgument(
+                    "the int8 model scores -ELBO at z = mu only (--score neg-elbo-mean)",
+                ));
+            }
+            return q.scores(x, n);
         }
         let draws = match kind {
             vae_nostd::ScoreKind::NegElboAtMean => 1,

@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod model;
 pub mod pca;
 pub mod plot;
+pub mod quantize;
 pub mod record;
 pub mod train;

@@ -282,6 +282,11 @@ pub struct ScoreArgs {
     /// Target false-alarm rate for calibration.
     #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub false_alarm_rate: f64,
+    /// Score with the model quantized to int8 (`vae_nostd::quant`: per-output-channel weights,
+    /// layer inputs calibrated on the training split), −ELBO at z = μ only. With --calibrate
+    /// the threshold is the int8 model's own, printed and not saved (the checkpoint is f32).
+    #[arg(long)]
+    pub int8: bool,
     /// Output CSV.
     #[arg(long, default_value = "out/scores.csv")]
     pub csv: PathBuf,

@@ -689,3 +689,48 @@ fn divergence_stops_and_names_the_last_good_checkpoint() {
     );
     assert!(!dir.join("early/checkpoint.safetensors").exists());
 }
+
+/// `score --int8`: the quantized model's ROC AUC within 0.01 of the f32 model's on the same
+/// windows, its own calibrated threshold, and the (f32) checkpoint left byte for byte as it
+/// was; other score kinds are refused with --int8.
+#[test]
+fn int8_scores_follow_the_f32_scores_and_leave_the_checkpoint_alone() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "3", "--threads", "1"]);
+    let c = ckpt.to_str().unwrap();
+    let score = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "score",
+            "--checkpoint",
+            c,
+            "--json",
+            "--quiet",
+            "--calibrate",
+        ];
+        args.extend(extra);
+        let out = ok(dir, &args);
+        // With --calibrate a line about the threshold comes first; the JSON object is last.
+        serde_json::from_str(out.trim().lines().last().unwrap()).expect("score --json")
+    };
+    let f32 = score(&["--csv", "f.csv"]);
+    let before = std::fs::read(&ckpt).unwrap();
+    let int8 = score(&["--int8", "--csv", "i.csv"]);
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "--int8 changed the checkpoint"
+    );
+    let (a, b) = (num(&f32, "auc"), num(&int8, "auc"));
+    assert!((a - b).abs() <= 0.01, "f32 AUC {a}, int8 {b}");
+    let (ta, tb) = (num(&f32, "threshold"), num(&int8, "threshold"));
+    assert!(
+        ta != tb && (ta - tb).abs() <= 0.05 * ta.abs(),
+        "thresholds {ta} and {tb}"
+    );
+    refused(
+        dir,
+        &["score", "--checkpoint", c, "--int8", "--score", "neg-elbo"],
+        &["--int8", "neg-elbo-mean"],
+    );
+}

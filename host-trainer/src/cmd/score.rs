@@ -11,6 +11,7 @@ use host_trainer::engine::Engine;
 use host_trainer::io::write_atomic;
 use host_trainer::metrics;
 use host_trainer::model::{Calibration, Checkpoint, ScoreName};
+use host_trainer::quantize::Int8Model;
 use host_trainer::train::{self, Binarize};
 
 use super::data::{data_for, pick};
@@ -203,8 +204,31 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
-    let engine = engine_of(&ck, threads_or_all(a.threads))?;
+    let mut engine = engine_of(&ck, threads_or_all(a.threads))?;
     let (splits, binarize) = data_for(&ck, &a.data.data, a.split.is_some(), a.seed)?;
+    if a.int8 {
+        if a.score != ScoreName::NegElboMean {
+            bail!("--int8 scores -ELBO at z = mu only: use --score neg-elbo-mean");
+        }
+        if splits.train.is_empty() {
+            bail!("--int8 calibrates on the training split, which is empty here");
+        }
+        let (x, n) = train::fixed_subset(&splits.train, splits.train.len(), binarize, a.seed);
+        let q = Int8Model::calibrate(*engine.config(), &engine.params, &x, n)?;
+        if !a.json {
+            println!(
+                "int8 model: {} B of quantized parameters ({:.1} % of the f32 {} B), layer inputs calibrated on {n} training windows",
+                q.bytes(),
+                100.0 * q.bytes() as f64 / (4 * engine.params.len()) as f64,
+                4 * engine.params.len()
+            );
+        }
+        engine.set_int8(Some(q));
+        if !a.calibrate {
+            // The checkpoint's threshold is the f32 model's: it does not apply to int8 scores.
+            ck.calibration = None;
+        }
+    }
     if a.calibrate {
         let c = calibrate(
             &engine,
@@ -237,6 +261,14 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
         _ => Vec::new(),
     };
     if a.calibrate
+        && a.int8
+        && let Some(c) = ck.calibration
+    {
+        println!(
+            "int8 threshold {} ({:?}, false-alarm rate {} on {} normal validation windows), not saved: the checkpoint holds the f32 model",
+            c.threshold, c.score, c.false_alarm_rate, c.calibration_windows
+        );
+    } else if a.calibrate
         && let Some(c) = ck.calibration
     {
         ck.save(&a.ckpt.checkpoint)

@@ -37,6 +37,11 @@ use crate::error::{Error, check_len};
 use crate::likelihood::log_likelihood;
 use crate::model::kl_standard_normal;
 
+/// Output rows handed to an [`IntGemv`] kernel per call (the i32 sums of one call are on the
+/// stack): a multiple of the kernels' rows per pass (3 for the firmware's `SMLAD` kernel, 4
+/// for wider ones), so no call leaves rows to a slower tail.
+pub const ROWS_PER_CALL: usize = 48;
+
 /// Largest number of dense layers a configuration has: hidden layers of both networks, the
 /// head and the output layer.
 pub const MAX_LAYERS: usize = 2 * MAX_HIDDEN + 2;
@@ -227,7 +232,7 @@ impl<'q> QuantVae<'q> {
     }
 
     /// Layer `l` on `inp [in]` into `out [out]`: quantize the input (into `q [padded(in)]`,
-    /// zero-padded), integer dot products (16 rows per kernel call), dequantize and add the
+    /// zero-padded), integer dot products ([`ROWS_PER_CALL`] rows per kernel call), dequantize and add the
     /// bias.
     fn layer<K: IntGemv + ?Sized>(
         &self,
@@ -248,12 +253,12 @@ impl<'q> QuantVae<'q> {
             };
         }
         let w = &self.weights[w0..w0 + k * n_out];
-        let mut acc = [0i32; 16];
-        for (c, ys) in out[..n_out].chunks_mut(16).enumerate() {
+        let mut acc = [0i32; ROWS_PER_CALL];
+        for (c, ys) in out[..n_out].chunks_mut(ROWS_PER_CALL).enumerate() {
             let acc = &mut acc[..ys.len()];
-            kernel.gemv_i8(&w[16 * c * k..], &q[..k], k, acc);
+            kernel.gemv_i8(&w[ROWS_PER_CALL * c * k..], &q[..k], k, acc);
             for (j, (y, a)) in ys.iter_mut().zip(acc.iter()).enumerate() {
-                let o = o0 + 16 * c + j;
+                let o = o0 + ROWS_PER_CALL * c + j;
                 *y = self.scales[o] * *a as f32 + self.biases[o];
             }
         }

@@ -412,34 +412,53 @@ mod app {
         for (i, v) in i16s[..k].iter_mut().enumerate() {
             *v = (i as i16 % 255) - 127;
         }
-        let mut acc = [0i32; 128];
-        let (t_layer, ()) = count(|| {
-            for (c, a) in acc[..h].chunks_mut(16).enumerate() {
-                Portable.gemv_i8(&w[16 * c * k..], &i16s[..k], k, a);
-            }
-        });
-        let mut head = [0f32; 16];
-        let (t_score, r) = count(|| {
-            q.score_neg_elbo_at_mean(
-                &Portable,
-                &x,
-                &mut f32s,
-                &mut i16s,
-                &mut head[..2 * cfg.latent],
-            )
-        });
-        let score = r?;
         let n = INSN_PER_TICK;
-        hprintln!(
-            "sensor 192-128-8 [int8, Portable]: layer {}x{} integer products: {} instructions, {} instructions/MAC; score NegElboAtMean: {} instructions, score {} ({} B of quantized parameters)",
-            h,
-            k,
-            t_layer * n,
-            (t_layer * n) as f32 / (h * k) as f32,
-            t_score * n,
-            score,
-            L.bytes()
-        );
+        let mut first = None;
+        for (kname, kernel) in [
+            ("Portable", &Portable as &dyn IntGemv),
+            ("CortexM4", &CortexM4 as &dyn IntGemv),
+        ] {
+            let mut acc = [0i32; 128];
+            let (t_layer, ()) = count(|| {
+                for (c, a) in acc[..h].chunks_mut(quant::ROWS_PER_CALL).enumerate() {
+                    kernel.gemv_i8(&w[quant::ROWS_PER_CALL * c * k..], &i16s[..k], k, a);
+                }
+            });
+            let mut head = [0f32; 16];
+            let mut xq = [0i16; S.1];
+            let (t_score, r) = count(|| {
+                q.score_neg_elbo_at_mean(
+                    kernel,
+                    &x,
+                    &mut f32s,
+                    &mut xq,
+                    &mut head[..2 * cfg.latent],
+                )
+            });
+            let score = r?;
+            hprintln!(
+                "sensor 192-128-8 [int8, {}]: layer {}x{} integer products: {} instructions, {} instructions/MAC; score NegElboAtMean: {} instructions, score {} ({} B of quantized parameters)",
+                kname,
+                h,
+                k,
+                t_layer * n,
+                (t_layer * n) as f32 / (h * k) as f32,
+                t_score * n,
+                score,
+                L.bytes()
+            );
+            let bits = (acc, score.to_bits());
+            match first {
+                None => first = Some(bits),
+                Some(f) if f == bits => {
+                    hprintln!("sensor 192-128-8 [int8]: CortexM4 equals Portable bit for bit")
+                }
+                Some(_) => {
+                    hprintln!("sensor 192-128-8 [int8]: CortexM4 DIFFERS from Portable");
+                    return Err(Error::InvalidArgument("int8 kernels disagree"));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -152,6 +152,7 @@ mod app {
         hand_values(&mut t);
         error_paths(&mut t);
         kernel_shapes(&mut t);
+        int8_kernel_shapes(&mut t);
         let mut g = Golden {
             lines: GOLDEN.lines(),
             tally: &mut t,
@@ -374,6 +375,60 @@ mod app {
                 .all(|(a, b)| a.to_bits() == b.to_bits())
                 && state.iter().all(|s| *s == 0.0),
         );
+    }
+
+    /// The int8 layers' kernel (`IntGemv`): `CortexM4`'s `SMLAD` assembly against `Portable`
+    /// on every row count 0–13 and input count 4–200 (multiples of 4), extreme values included.
+    fn int8_kernel_shapes(t: &mut Tally) {
+        use vae_nostd::quant::IntGemv;
+        const MAX_K: usize = 200;
+        const MAX_N: usize = 13;
+        let mut w = [0i8; MAX_N * MAX_K];
+        let mut x = [0i16; MAX_K];
+        let mut s = 0x9E37_79B9u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for v in w.iter_mut() {
+            let r = next();
+            *v = if r % 13 == 0 {
+                -127
+            } else {
+                (r % 255) as i32 as i8
+            };
+        }
+        for v in x.iter_mut() {
+            let r = next();
+            *v = if r % 11 == 0 {
+                -127
+            } else {
+                (r % 255) as i16 - 127
+            };
+        }
+        let (mut cases, mut bad) = (0u32, 0u32);
+        for k in (4..=MAX_K).step_by(4) {
+            for n in 0..=MAX_N {
+                let (mut a, mut b) = ([0i32; MAX_N], [0i32; MAX_N]);
+                Portable.gemv_i8(&w[..n * k], &x[..k], k, &mut a[..n]);
+                CortexM4.gemv_i8(&w[..n * k], &x[..k], k, &mut b[..n]);
+                cases += 1;
+                if a != b {
+                    bad += 1;
+                    if bad <= 3 {
+                        hprintln!("  int8 CortexM4 differs: k {} rows {}", k, n);
+                    }
+                }
+            }
+        }
+        hprintln!(
+            "int8 kernel: {} shapes compared with Portable, {} differ",
+            cases,
+            bad
+        );
+        t.check("int8 CortexM4 kernel equals Portable", bad == 0);
     }
 
     /// `CortexM4` against `Portable`, bit for bit, on every shape of a grid: `y = α·x·Wᵀ + β·y`

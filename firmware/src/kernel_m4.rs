@@ -264,92 +264,260 @@ fn dot4(x: &[f32], w: &[f32], cs: usize) -> [f32; 4] {
 }
 
 /// The int8 layers' integer products (`vae_nostd::quant`, issue 11) on the Cortex-M4's DSP
-/// extension: three rows per pass, four inputs per step, each step one `LDRD` of the input
-/// pairs `(x0, x1)`, `(x2, x3)` and per row one `LDR` of four weights (stored `w0 w2 w1 w3`),
-/// `SXTB16` and `SXTB16 … ROR #8` to the halfword pairs `(w0, w1)`, `(w2, w3)`, two `SMLAD`s:
-/// 18 instructions per 12 multiply-accumulates with the loop. Rows left over after the
-/// blocks of three use the core's `dot_i8`. Integer sums are exact, so the values equal
-/// `Portable`'s whatever the order (checked on target by `core_tests`).
+/// extension, four rows (one stored block) per pass over the input. The block's bytes are laid
+/// out for this loop (`vae_nostd::quant` module docs, "Storage"): per four inputs, one `LDM` of
+/// the two input pairs and two `LDM`s of two weight words (rows 0–1, then rows 2–3); each word
+/// feeds one `SMLAD` as it is (`256·Σ w_odd·x + Σ u(w_even)·x`), one `UXTB16` and a second
+/// `SMLAD` (`Σ u(w_even)·x`):
+///
+/// ```text
+/// loop (k / 8 times; an odd number of groups of four enters at the second half):
+///     ldm x!, {r2, r3}             ; input pairs (x0, x1), (x2, x3)
+///     ldm w!, {r4, r5}             ; rows 0-1 on both pairs
+///     smlad ar, r4, r2, ar ; uxtb16 r4, r4 ; smlad au, r4, r2, au      ; and r5 with r3
+///     ldm w!, {r4, r5}             ; rows 2-3 on both pairs
+///     smlad br, r4, r2, br ; uxtb16 r4, r4 ; smlad bu, r4, r2, bu      ; and r5 with r3
+///     ... the same for the next four inputs
+///     subs n, n, #1 ; bne loop
+/// ```
+///
+/// 32 instructions per 32 multiply-accumulates. At most [`PASS`] inputs per `asm!` block,
+/// after which Rust recovers the odd rows as `(ar − au) >> 8` (exact below 2²³, see
+/// `vae_nostd::quant`) and the even rows as `au − 128·Σx`, in i32. Integer sums are exact, so
+/// the values equal `Portable`'s (`dot_block`; checked on target by `core_tests`). A weight
+/// slice that is not 4-byte aligned (`LDM` needs alignment; the model image is `Aligned`)
+/// falls back to `dot_block`.
 impl vae_nostd::quant::IntGemv for CortexM4 {
-    fn gemv_i8(&self, w: &[i8], x: &[i16], k: usize, out: &mut [i32]) {
-        let rows = out.len();
-        let mut r = 0;
-        while r + 3 <= rows {
-            let acc = dot3_i8(&w[r * k..(r + 3) * k], &x[..k], k);
-            out[r..r + 3].copy_from_slice(&acc);
-            r += 3;
+    fn gemv_i8(&self, w: &[i8], x: &[u32], x_sum: i32, out: &mut [i32]) {
+        let k = 2 * x.len();
+        let rows = out.len() - out.len() % 4;
+        if k == 0
+            || !k.is_multiple_of(4)
+            || w.len() < rows * k
+            || !(w.as_ptr() as usize).is_multiple_of(4)
+        {
+            return Portable.gemv_i8(w, x, x_sum, out);
         }
-        while r < rows {
-            out[r] = vae_nostd::quant::dot_i8(&w[r * k..(r + 1) * k], &x[..k]);
-            r += 1;
+        let c = x_sum.wrapping_mul(128);
+        if k <= PASS {
+            // Every block in one `asm!` block.
+            return blocks(&w[..rows * k], x, c, &mut out[..rows]);
+        }
+        for (wb, o) in w[..rows * k]
+            .chunks_exact(4 * k)
+            .zip(out.chunks_exact_mut(4))
+        {
+            let mut r = [0i32; 4];
+            let mut i = 0;
+            while i < k {
+                let n = PASS.min(k - i);
+                let [odd0, even0, odd1, even1] =
+                    pass(&wb[4 * i..4 * (i + n)], &x[i / 2..(i + n) / 2]);
+                r[0] = r[0].wrapping_add(even0);
+                r[1] = r[1].wrapping_add(odd0);
+                r[2] = r[2].wrapping_add(even1);
+                r[3] = r[3].wrapping_add(odd1);
+                i += n;
+            }
+            o.copy_from_slice(&[r[0].wrapping_sub(c), r[1], r[2].wrapping_sub(c), r[3]]);
         }
     }
 }
 
-/// The three rows of `w [3][k]` against `x [k]` (`k` a multiple of 4, pair-interleaved rows).
+/// Inputs summed by one pass of the loop at most: the odd rows' raw sums hold
+/// `256·Σ w_odd·x`, exact while `|Σ w_odd·x| ≤ 128·127·512 < 2²³`.
+pub const PASS: usize = 512;
+
+/// The `SMLAD` loop (type docs above) over `{n}` groups of four inputs, `{x}` and `{w}`
+/// advancing, into `{ar}`, `{au}` (rows 0–1) and `{br}`, `{bu}` (rows 2–3), then the odd rows'
+/// recovery `(raw − u) >> 8` into `{ar}` and `{br}`. Clobbers r2–r5 and the flags.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+macro_rules! smlad_loop {
+    () => {
+        concat!(
+            // n = ⌈groups / 2⌉ passes of two halves; an odd count starts at the second.
+            "adds {n}, {n}, #1\n",
+            "lsrs {n}, {n}, #1\n",
+            "bcc 3f\n",
+            "2:\n",
+            smlad_half!(),
+            "3:\n",
+            smlad_half!(),
+            "subs {n}, {n}, #1\n",
+            "bne 2b\n",
+            "subs {ar}, {ar}, {au}\n",
+            "asrs {ar}, {ar}, #8\n",
+            "subs {br}, {br}, {bu}\n",
+            "asrs {br}, {br}, #8\n",
+        )
+    };
+}
+
+/// Four inputs of the `SMLAD` loop: one `LDM` of two input pairs, two of two weight words.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+macro_rules! smlad_half {
+    () => {
+        concat!(
+            "ldm {x}!, {{r2, r3}}\n",
+            "ldm {w}!, {{r4, r5}}\n",
+            "smlad {ar}, r4, r2, {ar}\n",
+            "uxtb16 r4, r4\n",
+            "smlad {au}, r4, r2, {au}\n",
+            "smlad {ar}, r5, r3, {ar}\n",
+            "uxtb16 r5, r5\n",
+            "smlad {au}, r5, r3, {au}\n",
+            "ldm {w}!, {{r4, r5}}\n",
+            "smlad {br}, r4, r2, {br}\n",
+            "uxtb16 r4, r4\n",
+            "smlad {bu}, r4, r2, {bu}\n",
+            "smlad {br}, r5, r3, {br}\n",
+            "uxtb16 r5, r5\n",
+            "smlad {bu}, r5, r3, {bu}\n",
+        )
+    };
+}
+
+/// All blocks of `w [rows·k]` (`k = 2·x.len() ≤ PASS`, a multiple of 4; `w` 4-byte aligned)
+/// against the pairs `x`, into `out [rows]` (`rows` a multiple of 4), `c = 128·Σx`: one `asm!`
+/// block, the outer loop's state (input start, groups, `c`, output cursor, blocks left) in a
+/// 20-byte frame on the stack, so the inner loop keeps its eleven registers.
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 #[allow(unsafe_code)]
-#[inline(never)]
-fn dot3_i8(w: &[i8], x: &[i16], k: usize) -> [i32; 3] {
-    let (w0, w1, w2) = (&w[..k], &w[k..2 * k], &w[2 * k..3 * k]);
-    let n = k / 4;
-    if n == 0 || x.len() < 4 * n {
-        return [0; 3];
+fn blocks(w: &[i8], x: &[u32], c: i32, out: &mut [i32]) {
+    let groups = x.len() / 2;
+    let nblocks = out.len() / 4;
+    if groups == 0 || nblocks == 0 || w.len() < 16 * groups * nblocks || out.len() != 4 * nblocks {
+        return;
     }
-    let (mut a0, mut a1, mut a2) = (0i32, 0i32, 0i32);
-    // SAFETY: why `unsafe`: `SXTB16`/`SMLAD` have no stable Rust intrinsics on this target, and
-    // LLVM does not form them from safe code (the portable loop is 3.6 instructions per MAC).
-    // Soundness: the assembly reads `n` words (4·n i8) from each of the three row slices,
-    // `2·n` words (4·n i16) from `x`, all inside the slices (`k = 4·n` bytes per row, checked
-    // by the slicing above, and `x.len() ≥ 4·n`); the rows are byte arrays read as words, which
-    // the Cortex-M4 allows unaligned for `LDR` (`LDRD` of `x` is 4-byte aligned: an `i16`
-    // slice from the quantized scratch, which the callers allocate as `[i16; _]`, is only
-    // 2-byte aligned, so the inputs are read with two `LDR`s instead). It writes only the
-    // declared registers; no memory, no stack.
+    // SAFETY: why `unsafe`: `SMLAD`/`UXTB16` have no stable Rust intrinsics on this target,
+    // and LLVM does not form them from safe code. Soundness: for each of `nblocks` blocks the
+    // assembly reads `groups` times 2 words of `x` (from its start each time) and 4 words of
+    // `w` (consecutively: `16·groups·nblocks ≤ w.len()` bytes, checked above), and writes 4
+    // words of `out` (`4·nblocks = out.len()`); `LDM` needs 4-byte alignment: `x` is a `u32`
+    // slice, `w` is checked by the caller. Its stack frame (24 bytes, 8-byte aligned) is
+    // popped before it ends; it writes no other memory and only the declared registers.
     unsafe {
         core::arch::asm!(
-            "2:",
-            "ldr {xa}, [{x}], #4",
-            "ldr {xb}, [{x}], #4",
-            "ldr {t}, [{w0}], #4",
-            "sxtb16 {u}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a0}, {u}, {xa}, {a0}",
-            "smlad {a0}, {t}, {xb}, {a0}",
-            "ldr {t}, [{w1}], #4",
-            "sxtb16 {u}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a1}, {u}, {xa}, {a1}",
-            "smlad {a1}, {t}, {xb}, {a1}",
-            "ldr {t}, [{w2}], #4",
-            "sxtb16 {u}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad {a2}, {u}, {xa}, {a2}",
-            "smlad {a2}, {t}, {xb}, {a2}",
+            "sub sp, sp, #24",
+            "str {x}, [sp]",
+            "str {n}, [sp, #4]",
+            "str {ar}, [sp, #8]",
+            "str {au}, [sp, #12]",
+            "str {br}, [sp, #16]",
+            "4:",
+            "ldr {x}, [sp]",
+            "ldr {n}, [sp, #4]",
+            "movs {ar}, #0",
+            "movs {au}, #0",
+            "movs {br}, #0",
+            "movs {bu}, #0",
+            smlad_loop!(),
+            // Even rows: u − 128·Σx; store rows 0, 1, 2, 3; next block.
+            "ldr {n}, [sp, #8]",
+            "subs {au}, {au}, {n}",
+            "subs {bu}, {bu}, {n}",
+            "ldr {n}, [sp, #12]",
+            "str {au}, [{n}], #4",
+            "str {ar}, [{n}], #4",
+            "str {bu}, [{n}], #4",
+            "str {br}, [{n}], #4",
+            "str {n}, [sp, #12]",
+            "ldr {n}, [sp, #16]",
             "subs {n}, {n}, #1",
-            "bne 2b",
+            "str {n}, [sp, #16]",
+            "bne 4b",
+            "add sp, sp, #24",
             x = inout(reg) x.as_ptr() => _,
-            w0 = inout(reg) w0.as_ptr() => _,
-            w1 = inout(reg) w1.as_ptr() => _,
-            w2 = inout(reg) w2.as_ptr() => _,
-            n = inout(reg) n => _,
-            xa = out(reg) _,
-            xb = out(reg) _,
-            t = out(reg) _,
-            u = out(reg) _,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
+            w = inout(reg) w.as_ptr() => _,
+            n = inout(reg) groups => _,
+            ar = inout(reg) c => _,
+            au = inout(reg) out.as_mut_ptr() => _,
+            br = inout(reg) nblocks => _,
+            bu = out(reg) _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+        );
+    }
+}
+
+/// One pass of the `SMLAD` loop over `x [n/2]` pairs and the block's bytes `w [4n]` for
+/// those inputs (`n` a multiple of 4, at most [`PASS`], `w` 4-byte aligned): per row pair
+/// (rows 0–1, then 2–3) the odd row's sum `(raw − u) >> 8` and the even row's offset sum `u`.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn pass(w: &[i8], x: &[u32]) -> [i32; 4] {
+    let groups = x.len() / 2;
+    if groups == 0 || w.len() < 16 * groups {
+        return [0; 4];
+    }
+    let (mut ar, mut au, mut br, mut bu) = (0i32, 0i32, 0i32, 0i32);
+    // SAFETY: as in `blocks`: the assembly reads `groups` times 2 words of `x` and 4 words of
+    // `w`, inside the slices (checked above), 4-byte aligned; it writes only the declared
+    // registers; no memory, no stack.
+    unsafe {
+        core::arch::asm!(
+            smlad_loop!(),
+            x = inout(reg) x.as_ptr() => _,
+            w = inout(reg) w.as_ptr() => _,
+            n = inout(reg) groups => _,
+            ar = inout(reg) ar,
+            au = inout(reg) au,
+            br = inout(reg) br,
+            bu = inout(reg) bu,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
             options(nostack, readonly),
         );
     }
-    [a0, a1, a2]
+    [ar, au, br, bu]
 }
 
-/// Other targets: the core's portable integer dot product.
+/// Other targets: [`pass`] over every block, then the even rows' correction, as the `asm!`
+/// block does.
 #[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
-fn dot3_i8(w: &[i8], x: &[i16], k: usize) -> [i32; 3] {
-    core::array::from_fn(|r| vae_nostd::quant::dot_i8(&w[r * k..(r + 1) * k], &x[..k]))
+fn blocks(w: &[i8], x: &[u32], c: i32, out: &mut [i32]) {
+    let k = 2 * x.len();
+    for (wb, o) in w.chunks_exact(4 * k).zip(out.chunks_exact_mut(4)) {
+        let [odd0, even0, odd1, even1] = pass(wb, x);
+        o.copy_from_slice(&[even0.wrapping_sub(c), odd0, even1.wrapping_sub(c), odd1]);
+    }
+}
+
+/// Other targets: the raw and zero-extended sums of one pass, computed from the stored bytes
+/// as the `SMLAD` loop does (so the host runs the recovery arithmetic of `gemv_i8` too).
+#[cfg(not(all(target_arch = "arm", target_abi = "eabihf")))]
+fn pass(w: &[i8], x: &[u32]) -> [i32; 4] {
+    let mut s = [0i32; 4];
+    let h = |v: u32| {
+        (
+            i32::from(v as u16 as i16),
+            i32::from((v >> 16) as u16 as i16),
+        )
+    };
+    for (g, xs) in w.chunks_exact(16).zip(x.chunks_exact(2)) {
+        for (half, acc) in [(0usize, 0usize), (8, 2)] {
+            for (p, &xp) in xs.iter().enumerate() {
+                let b = &g[half + 4 * p..half + 4 * p + 4];
+                let (xa, xb) = h(xp);
+                // The raw word's halfwords: 256·odd + unsigned even byte, as `SMLAD` reads them.
+                let raw0 = i32::from(b[1]) * 256 + i32::from(b[0] as u8);
+                let raw1 = i32::from(b[3]) * 256 + i32::from(b[2] as u8);
+                s[acc] = s[acc].wrapping_add(raw0 * xa + raw1 * xb);
+                s[acc + 1] += i32::from(b[0] as u8) * xa + i32::from(b[2] as u8) * xb;
+            }
+        }
+    }
+    [
+        s[0].wrapping_sub(s[1]) >> 8,
+        s[1],
+        s[2].wrapping_sub(s[3]) >> 8,
+        s[3],
+    ]
 }
 
 #[cfg(test)]
@@ -393,6 +561,59 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{m}x{k}x{n} beta {beta}");
             }
+        }
+    }
+
+    /// The int8 kernel's recovery arithmetic (`gemv_i8` over `pass`, the loop's sums computed
+    /// in Rust on the host) equals the portable reference on extreme and random blocks,
+    /// including inputs longer than one pass (784 > `PASS`) at the largest magnitudes, where
+    /// the raw sums wrap.
+    #[test]
+    fn int8_equals_portable() {
+        use vae_nostd::quant::IntGemv;
+        let mut s = 0x9e37_79b9u32;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        for (k, rows, fill) in [
+            (4, 4, 0),
+            (8, 8, 1),
+            (192, 48, 0),
+            (784, 8, 2),
+            (1024, 4, 3),
+        ] {
+            let w: Vec<i8> = (0..k * rows)
+                .map(|_| match fill {
+                    1 => -128,
+                    2 => 127,
+                    3 => -127,
+                    _ => next() as i8,
+                })
+                .collect();
+            let x: Vec<u32> = (0..k / 2)
+                .map(|_| match fill {
+                    0 => next() & 0x00ff_00ff,
+                    _ => 0xff81_ff81, // (−127, −127)
+                })
+                .map(|v| {
+                    if fill == 0 {
+                        v.wrapping_sub(0x007f_007f)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let sum: i32 = x
+                .iter()
+                .map(|v| i32::from(*v as u16 as i16) + i32::from((*v >> 16) as u16 as i16))
+                .sum();
+            let (mut want, mut got) = (vec![0i32; rows], vec![0i32; rows]);
+            Portable.gemv_i8(&w, &x, sum, &mut want);
+            CortexM4.gemv_i8(&w, &x, sum, &mut got);
+            assert_eq!(got, want, "k {k} rows {rows} fill {fill}");
         }
     }
 }

@@ -86,10 +86,10 @@ impl Int8Model {
         }
         let q = self.view()?;
         let (nf, ni) = quant::scratch_len(&self.cfg);
-        let (mut f32s, mut i16s) = (vec![0f32; nf], vec![0i16; ni]);
+        let (mut f32s, mut pairs) = (vec![0f32; nf], vec![0u32; ni]);
         let mut head = vec![0f32; 2 * self.cfg.latent];
         x.chunks_exact(d)
-            .map(|w| q.score_neg_elbo_at_mean(&Portable, w, &mut f32s, &mut i16s, &mut head))
+            .map(|w| q.score_neg_elbo_at_mean(&Portable, w, &mut f32s, &mut pairs, &mut head))
             .collect()
     }
 }

@@ -33,7 +33,7 @@ fn main() {
     let layout = QuantLayout::new(&cfg);
     let (nf, ni) = quant::scratch_len(&cfg);
     let mut f32s = vec![0f32; nf];
-    let mut i16s = vec![0i16; ni];
+    let mut pairs = vec![0u32; ni];
     // Calibrate on the training windows (the data the export will have).
     let base = synthetic_splits(&SyntheticOptions::default());
     let train = norm(&base.train.x);
@@ -63,7 +63,7 @@ fn main() {
     let mut score = |x: &[f32], int8: bool| -> f32 {
         if int8 {
             let mut head = vec![0f32; 2 * cfg.latent];
-            q.score_neg_elbo_at_mean(&Portable, x, &mut f32s, &mut i16s, &mut head)
+            q.score_neg_elbo_at_mean(&Portable, x, &mut f32s, &mut pairs, &mut head)
                 .unwrap()
         } else {
             let mut ws = Workspace::new(&cfg, 1, 1, &mut buf).unwrap();

@@ -15,12 +15,31 @@
 //! * **output** in f32: `y[o] = (s_w[o] · s_x) · a[o] + b[o]` (the product `s_w[o] · s_x` is
 //!   stored per output; the bias stays f32).
 //!
-//! **Storage** (what a model file holds, and what the kernels read): each output row's weights
-//! padded with zeros to `k = ⌈in/4⌉·4` ([`padded`]), in groups of four stored in the order
-//! `w0, w2, w1, w3`: the order in which the Cortex-M4's `SXTB16` unpacks a word's bytes 0, 2
-//! and (rotated by 8) 1, 3 into halfword pairs, so that each pair meets the input pair
-//! `(x0, x1)`, `(x2, x3)` of a `SMLAD` without any shuffle at run time. The quantized input is
-//! held as i16 (values in [−127, 127], zero-padded to `k`): two per word for `SMLAD`.
+//! **Storage** (what a model file holds, and what the kernels read). A layer's inputs are
+//! padded with zeros to `k = ⌈in/4⌉·4` ([`padded`]) and its outputs to `⌈out/4⌉·4`
+//! ([`padded_rows`]) with zero rows. The quantized input is held as *pairs*: word `j` (a
+//! `u32`) has `q_x[2j]` in its low and `q_x[2j+1]` in its high halfword (i16 each), the
+//! operand layout of the Cortex-M4's `SMLAD`. The weights come in *blocks* of four rows
+//! (`4b .. 4b+4`), each `4k` bytes; inside a block, groups of 16 bytes for four inputs
+//! (`4g .. 4g+4`, pairs `j = 2g`, `2g+1`):
+//!
+//! ```text
+//! bytes  0..4   rows 4b, 4b+1 on pair j:    [u(w[4b][2j]),   w[4b+1][2j],   u(w[4b][2j+1]),   w[4b+1][2j+1]]
+//! bytes  4..8   rows 4b, 4b+1 on pair j+1
+//! bytes  8..12  rows 4b+2, 4b+3 on pair j
+//! bytes 12..16  rows 4b+2, 4b+3 on pair j+1
+//! ```
+//!
+//! `u(w) = w + 128` (offset binary, in [1, 255]) for the even row of each pair, two's
+//! complement for the odd row. The point is the `SMLAD` on the *raw* word: its halfwords are
+//! `256·w_odd + u(w_even)` exactly, so one `SMLAD` of a weight word with an input pair
+//! accumulates `256·Σ w_odd·x + Σ u(w_even)·x`, and one `UXTB16` (bytes 0 and 2, zero-extended)
+//! and a second `SMLAD` accumulate `Σ u(w_even)·x` alone: four multiply-accumulates for a third
+//! of a load, one `UXTB16` and two `SMLAD`s, where sign-extending both halves (`SXTB16` twice)
+//! needs one more instruction per word. The odd row is then `(raw − u) / 256` (exact, as long
+//! as `|Σ w_odd·x| < 2²³`: the Cortex-M4 kernel sums at most 512 inputs per pass, 127²·512 <
+//! 2²³, and adds the passes in i32), the even row `u − 128·Σ_i q_x[i]`. The portable reference
+//! [`dot_block`] decodes the bytes directly.
 //!
 //! Everything after a layer — tanh or ReLU, μ and log σ², the KL term, the likelihood and the
 //! score — is the f32 model's code on the dequantized values. `round` is ties-away-from-zero
@@ -38,9 +57,11 @@ use crate::likelihood::log_likelihood;
 use crate::model::kl_standard_normal;
 
 /// Output rows handed to an [`IntGemv`] kernel per call (the i32 sums of one call are on the
-/// stack): a multiple of the kernels' rows per pass (3 for the firmware's `SMLAD` kernel, 4
-/// for wider ones), so no call leaves rows to a slower tail.
+/// stack): a multiple of the four rows of a weight block.
 pub const ROWS_PER_CALL: usize = 48;
+
+/// Rows per weight block (module docs, "Storage").
+pub const BLOCK_ROWS: usize = 4;
 
 /// Largest number of dense layers a configuration has: hidden layers of both networks, the
 /// head and the output layer.
@@ -51,8 +72,9 @@ pub const MAX_LAYERS: usize = 2 * MAX_HIDDEN + 2;
 pub struct QuantLayout {
     /// Layers in forward order: encoder hidden, head, decoder hidden, output.
     pub layers: usize,
-    /// Per layer: (input dim, output dim, offset of its weights in the i8 buffer — rows of
-    /// [`padded`]`(input dim)` —, offset of its outputs in the per-output buffers).
+    /// Per layer: (input dim, output dim, offset of its weights in the i8 buffer —
+    /// [`padded_rows`]`(output dim)` rows of [`padded`]`(input dim)` bytes in blocks of four
+    /// rows —, offset of its outputs in the per-output buffers).
     pub shape: [(usize, usize, usize, usize); MAX_LAYERS],
     /// i8 weights in all.
     pub weights: usize,
@@ -74,7 +96,7 @@ impl QuantLayout {
             while i < layers {
                 let l = cfg.layer(net, i);
                 shape[n] = (l.inp, l.out, w, o);
-                w += padded(l.inp) * l.out;
+                w += padded(l.inp) * padded_rows(l.out);
                 o += l.out;
                 n += 1;
                 i += 1;
@@ -116,8 +138,14 @@ pub const fn padded(n: usize) -> usize {
     n.div_ceil(4) * 4
 }
 
-/// The f32 and i16 scratch a quantized score needs: `f32` values for the widest layer's input
-/// and output (twice) and the head, `i16` values for the widest (padded) layer input.
+/// Rows of a layer of `n` outputs as its weights hold them: `n` rounded up to whole blocks of
+/// [`BLOCK_ROWS`] (the extra rows are zeros, computed and dropped).
+pub const fn padded_rows(n: usize) -> usize {
+    n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS
+}
+
+/// The f32 and pair scratch a quantized score needs: `f32` values for the widest layer's input
+/// and output (twice) and the head, `u32` input pairs for the widest (padded) layer input.
 pub const fn scratch_len(cfg: &VaeConfig) -> (usize, usize) {
     let l = QuantLayout::new(cfg);
     let mut widest = 0;
@@ -132,62 +160,95 @@ pub const fn scratch_len(cfg: &VaeConfig) -> (usize, usize) {
         }
         i += 1;
     }
-    (2 * widest + 2 * cfg.latent, padded(widest))
+    (2 * widest + 2 * cfg.latent, padded(widest) / 2)
 }
 
-/// Symmetric int8 code of `x` at inverse scale `inv` (ties away from zero, clamped to ±127).
+/// Symmetric int8 code of `x` at inverse scale `inv`: `round(x · inv)`, ties away from zero,
+/// clamped to ±127 (NaN gives 0; a non-finite input is refused earlier). Equal to
+/// `libm::roundf` then the clamp on every input (tested), without its library call: below
+/// 127 the fraction `a − trunc(a)` of `a = |x · inv|` is exact in f32.
 #[inline]
 pub fn quantize_value(x: f32, inv: f32) -> i8 {
-    let q = libm::roundf(x * inv);
-    // NaN compares false both ways and becomes 0: a non-finite input is refused earlier.
-    if q >= 127.0 {
+    let t = x * inv;
+    let a = if t < 0.0 { -t } else { t };
+    let m = if a < 127.0 {
+        let f = a as i32;
+        f + i32::from(a - f as f32 >= 0.5)
+    } else if a >= 127.0 {
         127
-    } else if q <= -127.0 {
-        -127
     } else {
-        q as i8
-    }
+        0
+    };
+    (if t < 0.0 { -m } else { m }) as i8
 }
 
-/// `Σ_i w[i] · x[i]` in i32 over one stored row `w [k]` (pair-interleaved groups of four,
-/// module docs) and the input `x [k]`: the portable reference (exact; any order gives the same
-/// sum). `k` is a multiple of 4.
+/// One halfword of an input pair, sign-extended.
 #[inline]
-pub fn dot_i8(w: &[i8], x: &[i16]) -> i32 {
-    let mut acc = 0i32;
-    for (g, xs) in w.chunks_exact(4).zip(x.chunks_exact(4)) {
-        acc += i32::from(g[0]) * i32::from(xs[0])
-            + i32::from(g[1]) * i32::from(xs[2])
-            + i32::from(g[2]) * i32::from(xs[1])
-            + i32::from(g[3]) * i32::from(xs[3]);
+fn half(x: u32, hi: bool) -> i32 {
+    i32::from((if hi { x >> 16 } else { x }) as u16 as i16)
+}
+
+/// The four exact sums `Σ_i w[r][i] · x[i]` of one stored weight block `w [4k]` (module
+/// docs) against the input pairs `x [k/2]`: the portable reference, decoding each byte as
+/// stored (offset binary for rows 0 and 2, two's complement for rows 1 and 3). Exact in i32
+/// for `k` below 133,000; any kernel must give these values.
+#[inline]
+pub fn dot_block(w: &[i8], x: &[u32]) -> [i32; 4] {
+    let mut r = [0i32; 4];
+    for (g, xs) in w.chunks_exact(16).zip(x.chunks_exact(2)) {
+        for h in 0..2 {
+            for (p, &xp) in xs.iter().enumerate() {
+                let b = &g[8 * h + 4 * p..8 * h + 4 * p + 4];
+                let (xa, xb) = (half(xp, false), half(xp, true));
+                let u = |v: i8| i32::from(v as u8) - 128;
+                r[2 * h] += u(b[0]) * xa + u(b[2]) * xb;
+                r[2 * h + 1] += i32::from(b[1]) * xa + i32::from(b[3]) * xb;
+            }
+        }
     }
-    acc
+    r
 }
 
 /// The integer matrix-vector product of a quantized layer: `out[r] = Σ_i W[r][i] · x[i]` for
-/// the `out.len()` rows stored in `w` (each `k` i8, pair-interleaved) and `x [k]`. Integer
-/// sums are exact, so every implementation must give `Portable`'s values.
+/// the `out.len()` rows (a multiple of 4: whole blocks) stored in `w` (module docs) and the
+/// input pairs `x [k/2]` whose halfwords sum to `x_sum`. Integer sums are exact, so every
+/// implementation must give `Portable`'s values ([`dot_block`]).
 pub trait IntGemv {
-    /// `out[r] = dot(w row r, x)`; `w.len() ≥ out.len() · k`, `x.len() == k`, `k % 4 == 0`
-    /// (checked by the caller).
-    fn gemv_i8(&self, w: &[i8], x: &[i16], k: usize, out: &mut [i32]);
+    /// `out[4b..4b+4] = dot_block(w block b, x)`; `w.len() ≥ out.len() · k` with `k = 2 ·
+    /// x.len()` a multiple of 4, `out.len() % 4 == 0`, `x_sum = Σ` of the halfwords of `x`
+    /// (all checked or guaranteed by the caller).
+    fn gemv_i8(&self, w: &[i8], x: &[u32], x_sum: i32, out: &mut [i32]);
 }
 
 impl IntGemv for crate::Portable {
-    fn gemv_i8(&self, w: &[i8], x: &[i16], k: usize, out: &mut [i32]) {
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = dot_i8(&w[r * k..(r + 1) * k], x);
+    fn gemv_i8(&self, w: &[i8], x: &[u32], _x_sum: i32, out: &mut [i32]) {
+        let k = 2 * x.len();
+        for (b, o) in out.chunks_exact_mut(BLOCK_ROWS).enumerate() {
+            o.copy_from_slice(&dot_block(&w[4 * b * k..4 * (b + 1) * k], x));
         }
     }
 }
 
-/// Row `row` (`[in]`, natural order) as stored: zero-padded to `padded(in)` and
-/// pair-interleaved, quantized at inverse scale `inv`.
-fn store_row(row: &[f32], inv: f32, out: &mut [i8]) {
-    for (g, o) in out.chunks_exact_mut(4).enumerate() {
-        let v = |i: usize| row.get(4 * g + i).map_or(0, |w| quantize_value(*w, inv));
-        o.copy_from_slice(&[v(0), v(2), v(1), v(3)]);
+/// Packs quantized inputs `q` (`[k]`, `k` even) into pairs (module docs): `x [k/2]`.
+pub fn pack_pairs(q: &[i16], x: &mut [u32]) {
+    for (w, p) in x.iter_mut().zip(q.chunks_exact(2)) {
+        *w = u32::from(p[0] as u16) | (u32::from(p[1] as u16) << 16);
     }
+}
+
+/// Where weight `(row, i)` of a layer with `k` = [`padded`] inputs lies in its stored bytes
+/// (module docs, "Storage"), and whether it is stored offset binary (the even row of a pair).
+pub const fn stored_at(row: usize, i: usize, k: usize) -> (usize, bool) {
+    let (block, r) = (row / 4, row % 4);
+    let (group, c) = (i / 4, i % 4);
+    let at = block * 4 * k + group * 16 + (r / 2) * 8 + (c / 2) * 4 + (c % 2) * 2 + r % 2;
+    (at, r % 2 == 0)
+}
+
+/// Stores quantized weight `q` of `(row, i)` into a layer's bytes `dst` ([`stored_at`]).
+fn store(dst: &mut [i8], row: usize, i: usize, k: usize, q: i8) {
+    let (at, offset) = stored_at(row, i, k);
+    dst[at] = if offset { (q as u8 ^ 0x80) as i8 } else { q };
 }
 
 impl<'q> QuantVae<'q> {
@@ -231,35 +292,43 @@ impl<'q> QuantVae<'q> {
         &self.cfg
     }
 
-    /// Layer `l` on `inp [in]` into `out [out]`: quantize the input (into `q [padded(in)]`,
-    /// zero-padded), integer dot products ([`ROWS_PER_CALL`] rows per kernel call), dequantize and add the
-    /// bias.
+    /// Layer `l` on `inp [in]` into `out [out]`: quantize the input (into the pairs
+    /// `x [padded(in)/2]`, zero-padded), integer dot products ([`ROWS_PER_CALL`] rows per
+    /// kernel call), dequantize and add the bias.
     fn layer<K: IntGemv + ?Sized>(
         &self,
         kernel: &K,
         l: usize,
         inp: &[f32],
-        q: &mut [i16],
+        x: &mut [u32],
         out: &mut [f32],
     ) {
         let (n_in, n_out, w0, o0) = self.layout.shape[l];
         let k = padded(n_in);
         let inv = 1.0 / self.input_scales[l];
-        for (i, q) in q[..k].iter_mut().enumerate() {
-            *q = if i < n_in {
+        let mut sum = 0i32;
+        let q = |i: usize| {
+            if i < n_in {
                 i16::from(quantize_value(inp[i], inv))
             } else {
                 0
-            };
+            }
+        };
+        for (j, w) in x[..k / 2].iter_mut().enumerate() {
+            let (a, b) = (q(2 * j), q(2 * j + 1));
+            sum += i32::from(a) + i32::from(b);
+            *w = u32::from(a as u16) | (u32::from(b as u16) << 16);
         }
-        let w = &self.weights[w0..w0 + k * n_out];
+        let rows = padded_rows(n_out);
+        let w = &self.weights[w0..w0 + k * rows];
         let mut acc = [0i32; ROWS_PER_CALL];
-        for (c, ys) in out[..n_out].chunks_mut(ROWS_PER_CALL).enumerate() {
-            let acc = &mut acc[..ys.len()];
-            kernel.gemv_i8(&w[ROWS_PER_CALL * c * k..], &q[..k], k, acc);
-            for (j, (y, a)) in ys.iter_mut().zip(acc.iter()).enumerate() {
-                let o = o0 + ROWS_PER_CALL * c + j;
-                *y = self.scales[o] * *a as f32 + self.biases[o];
+        for c in 0..rows.div_ceil(ROWS_PER_CALL) {
+            let r0 = ROWS_PER_CALL * c;
+            let n = ROWS_PER_CALL.min(rows - r0);
+            kernel.gemv_i8(&w[r0 * k..(r0 + n) * k], &x[..k / 2], sum, &mut acc[..n]);
+            for (j, a) in acc[..n.min(n_out.saturating_sub(r0))].iter().enumerate() {
+                let o = o0 + r0 + j;
+                out[r0 + j] = self.scales[o] * *a as f32 + self.biases[o];
             }
         }
     }
@@ -270,22 +339,23 @@ impl<'q> QuantVae<'q> {
 
     /// −ELBO at z = μ of one input `x [D]` (the firmware's default score,
     /// [`crate::ScoreKind::NegElboAtMean`]) through the integer layers: KL(q(z|x) ‖ p(z)) in
-    /// closed form (the paper's App. B) minus log p(x | μ). `f32s` and `i8s` are scratch of at
-    /// least [`scratch_len`]; `kernel` does the integer products. Also returns μ and log σ² in
+    /// closed form (the paper's App. B) minus log p(x | μ). `f32s` and `pairs` are scratch of at
+    /// least [`scratch_len`] (`pairs`: the quantized layer inputs); `kernel` does the integer
+    /// products. Also returns μ and log σ² in
     /// `head [2Z]`.
     pub fn score_neg_elbo_at_mean<K: IntGemv + ?Sized>(
         &self,
         kernel: &K,
         x: &[f32],
         f32s: &mut [f32],
-        i16s: &mut [i16],
+        pairs: &mut [u32],
         head: &mut [f32],
     ) -> Result<f32, Error> {
         let cfg = &self.cfg;
         let (nf, ni) = scratch_len(cfg);
         check_len("x", cfg.input, x.len())?;
         check_len("head", 2 * cfg.latent, head.len())?;
-        if f32s.len() < nf || i16s.len() < ni {
+        if f32s.len() < nf || pairs.len() < ni {
             return Err(Error::BufferTooSmall {
                 what: "quantized scratch",
                 needed: nf,
@@ -311,11 +381,11 @@ impl<'q> QuantVae<'q> {
             };
             let n_out = self.layout.shape[l].1;
             if l + 1 < enc {
-                self.layer(kernel, l, src, i16s, dst);
+                self.layer(kernel, l, src, pairs, dst);
                 self.activate(&mut dst[..n_out]);
                 cur_is_a = !cur_is_a;
             } else {
-                self.layer(kernel, l, src, i16s, head);
+                self.layer(kernel, l, src, pairs, head);
             }
         }
         let z = cfg.latent;
@@ -331,7 +401,7 @@ impl<'q> QuantVae<'q> {
                 (&*b, &mut *a)
             };
             let n_out = self.layout.shape[l].1;
-            self.layer(kernel, l, src, i16s, dst);
+            self.layer(kernel, l, src, pairs, dst);
             if j + 1 < dec {
                 self.activate(&mut dst[..n_out]);
             }
@@ -386,14 +456,30 @@ pub fn quantize(
             input_scales[l] = s_x;
             let w = &params[shape.weight..shape.bias];
             let b = &params[shape.bias..shape.end()];
-            for o in 0..n_out {
-                let row = &w[o * n_in..(o + 1) * n_in];
+            let k = padded(n_in);
+            let dst = &mut weights[w0..w0 + k * padded_rows(n_out)];
+            for o in 0..padded_rows(n_out) {
+                let row = if o < n_out {
+                    &w[o * n_in..(o + 1) * n_in]
+                } else {
+                    &[]
+                };
                 let m = row.iter().fold(0f32, |m, v| m.max(v.abs()));
                 let s_w = if m > 0.0 { m / 127.0 } else { 1.0 };
-                let k = padded(n_in);
-                store_row(row, 1.0 / s_w, &mut weights[w0 + o * k..w0 + (o + 1) * k]);
-                scales[o0 + o] = s_w * s_x;
-                biases[o0 + o] = b[o];
+                let inv = 1.0 / s_w;
+                for i in 0..k {
+                    store(
+                        dst,
+                        o,
+                        i,
+                        k,
+                        row.get(i).map_or(0, |v| quantize_value(*v, inv)),
+                    );
+                }
+                if o < n_out {
+                    scales[o0 + o] = s_w * s_x;
+                    biases[o0 + o] = b[o];
+                }
             }
             l += 1;
         }
@@ -474,37 +560,128 @@ mod tests {
         },
     );
 
-    #[test]
-    fn the_integer_dot_product_is_exact_at_the_extremes() {
-        let w = [-127i8; 1000];
-        let x = [-127i16; 1000];
-        assert_eq!(dot_i8(&w, &x), 127 * 127 * 1000);
-    }
-
-    /// A row stored pair-interleaved and zero-padded (`store_row`) gives, through `dot_i8`,
-    /// the natural-order sum of its quantized values with the input.
-    #[test]
-    fn the_stored_order_gives_the_natural_sum() {
-        let mut s = 7u32;
-        let mut next = || {
+    /// A small xorshift stream of values in [−127, 127].
+    fn stream(seed: u32) -> impl FnMut() -> i32 {
+        let mut s = seed;
+        move || {
             s ^= s << 13;
             s ^= s >> 17;
             s ^= s << 5;
             (s % 255) as i32 - 127
+        }
+    }
+
+    /// Stores the integer matrix `w [out][inp]` (unit scale) as [`quantize`] does.
+    fn stored(w: &[i32], inp: usize, out: usize) -> std::vec::Vec<i8> {
+        let k = padded(inp);
+        let mut dst = std::vec![0i8; k * padded_rows(out)];
+        for o in 0..padded_rows(out) {
+            for i in 0..k {
+                let v = if o < out && i < inp {
+                    w[o * inp + i]
+                } else {
+                    0
+                };
+                store(&mut dst, o, i, k, v as i8);
+            }
+        }
+        dst
+    }
+
+    fn pairs(x: &[i32], k: usize) -> std::vec::Vec<u32> {
+        let q: std::vec::Vec<i16> = (0..k).map(|i| x.get(i).map_or(0, |v| *v as i16)).collect();
+        let mut p = std::vec![0u32; k / 2];
+        pack_pairs(&q, &mut p);
+        p
+    }
+
+    #[test]
+    fn the_integer_dot_product_is_exact_at_the_extremes() {
+        for v in [-127, 127] {
+            let (inp, out) = (1000, 4);
+            let w = stored(&std::vec![v; inp * out], inp, out);
+            let x = pairs(&std::vec![-127; inp], inp);
+            assert_eq!(dot_block(&w, &x), [-127 * v * 1000; 4]);
+        }
+    }
+
+    /// Every byte of a stored layer is written once: the positions of [`stored_at`] are a
+    /// permutation of the layer's bytes.
+    #[test]
+    fn the_storage_positions_are_a_permutation() {
+        for (inp, out) in [(4, 4), (8, 12), (192, 128), (20, 8)] {
+            let k = padded(inp);
+            let mut seen = std::vec![false; k * padded_rows(out)];
+            for o in 0..padded_rows(out) {
+                for i in 0..k {
+                    let (at, _) = stored_at(o, i, k);
+                    assert!(!seen[at], "({o}, {i}) of {out}x{inp}");
+                    seen[at] = true;
+                }
+            }
+            assert!(seen.iter().all(|s| *s));
+        }
+    }
+
+    /// A layer stored in blocks (offset binary and two's complement, zero-padded) gives,
+    /// through `Portable` and [`dot_block`], the natural-order sums of its values with the
+    /// input, for shapes with and without padding.
+    #[test]
+    fn the_stored_order_gives_the_natural_sum() {
+        let mut next = stream(7);
+        for (inp, out) in [(1, 1), (3, 5), (4, 4), (5, 9), (8, 3), (333, 13), (784, 20)] {
+            let w: std::vec::Vec<i32> = (0..inp * out).map(|_| next()).collect();
+            let x: std::vec::Vec<i32> = (0..inp).map(|_| next()).collect();
+            let (k, rows) = (padded(inp), padded_rows(out));
+            let sw = stored(&w, inp, out);
+            let xp = pairs(&x, k);
+            let sum: i32 = x.iter().sum();
+            let mut got = std::vec![0i32; rows];
+            crate::Portable.gemv_i8(&sw, &xp, sum, &mut got);
+            for o in 0..out {
+                let want: i32 = (0..inp).map(|i| w[o * inp + i] * x[i]).sum();
+                assert_eq!(got[o], want, "row {o} of {out}x{inp}");
+            }
+            assert!(got[out..].iter().all(|v| *v == 0));
+        }
+    }
+
+    /// The fast rounding equals `libm::roundf` and the clamp on every f32 of a wide sweep
+    /// (halves, their neighbours, the clamp's edges, huge values and zeros).
+    #[test]
+    fn the_rounding_equals_roundf() {
+        let reference = |t: f32| {
+            let q = libm::roundf(t);
+            if q >= 127.0 {
+                127
+            } else if q <= -127.0 {
+                -127
+            } else {
+                q as i8
+            }
         };
-        for n in [1usize, 3, 4, 5, 8, 333] {
-            let row: std::vec::Vec<f32> = (0..n).map(|_| next() as f32).collect();
-            let x: std::vec::Vec<i16> = (0..padded(n))
-                .map(|i| if i < n { next() as i16 } else { 0 })
-                .collect();
-            let mut stored = std::vec![0i8; padded(n)];
-            store_row(&row, 1.0, &mut stored);
-            let want: i64 = row.iter().zip(&x).map(|(w, x)| *w as i64 * *x as i64).sum();
-            assert_eq!(dot_i8(&stored, &x) as i64, want, "n = {n}");
-            let mut out = [0i32; 2];
-            let two: std::vec::Vec<i8> = stored.iter().chain(&stored).copied().collect();
-            crate::Portable.gemv_i8(&two, &x, padded(n), &mut out);
-            assert_eq!(out, [want as i32; 2]);
+        let mut probes = std::vec![
+            0.0f32, -0.0, 1e-30, 0.49999997, 126.49999, 126.5, 127.0, 1e30
+        ];
+        for n in 0..=300 {
+            let h = n as f32 * 0.5;
+            for v in [
+                h,
+                f32::from_bits(h.to_bits() + 1),
+                f32::from_bits(h.to_bits().saturating_sub(1)),
+            ] {
+                probes.push(v);
+            }
+        }
+        let mut bits = 0x3000_0000u32;
+        while bits < 0x4400_0000 {
+            probes.push(f32::from_bits(bits));
+            bits += 977;
+        }
+        for v in probes {
+            for t in [v, -v] {
+                assert_eq!(quantize_value(t, 1.0), reference(t), "{t}");
+            }
         }
     }
 
@@ -523,7 +700,8 @@ mod tests {
     fn the_layout_counts_every_layer() {
         let l = QuantLayout::new(&CFG);
         assert_eq!(l.layers, 4);
-        assert_eq!(l.weights, 24 * 16 + 16 * 6 + 4 * 16 + 16 * 48);
+        // The head's 6 rows are stored as 8 (whole blocks of four).
+        assert_eq!(l.weights, 24 * 16 + 16 * 8 + 4 * 16 + 16 * 48);
         assert_eq!(l.outputs, 16 + 6 + 16 + 48);
         // The default sensor model: 26.5 % of its f32 parameter bytes.
         let sensor = VaeConfig::new(
@@ -569,7 +747,7 @@ mod tests {
         let q = QuantVae::new(CFG, &w, &sc, &b, &is).unwrap();
         let vae = Vae::new(CFG, &p).unwrap();
         let mut buf = std::vec![0f32; CFG.workspace_len(1, 1)];
-        let mut i16s = std::vec![0i16; ni];
+        let mut xs_q = std::vec![0u32; ni];
         let mut head = [0f32; 6];
         for x in &xs {
             let mut ws = Workspace::new(&CFG, 1, 1, &mut buf).unwrap();
@@ -585,7 +763,7 @@ mod tests {
             )
             .unwrap();
             let s = q
-                .score_neg_elbo_at_mean(&Portable, x, &mut f32s, &mut i16s, &mut head)
+                .score_neg_elbo_at_mean(&Portable, x, &mut f32s, &mut xs_q, &mut head)
                 .unwrap();
             assert!((s - f[0]).abs() <= 0.02 * f[0].abs(), "{s} vs {}", f[0]);
             for (a, b) in head[..3].iter().zip(&ws.head(1)[..3]) {
@@ -606,7 +784,7 @@ mod tests {
         assert!(QuantVae::new(CFG, &w, &sc, &sc, &bad).is_err());
         let q = QuantVae::new(CFG, &w, &sc, &sc, &is).unwrap();
         let (nf, ni) = scratch_len(&CFG);
-        let (mut f, mut i, mut h) = (std::vec![0f32; nf], std::vec![0i16; ni], [0f32; 6]);
+        let (mut f, mut i, mut h) = (std::vec![0f32; nf], std::vec![0u32; ni], [0f32; 6]);
         let mut x = [0f32; 24];
         x[3] = f32::NAN;
         assert_eq!(

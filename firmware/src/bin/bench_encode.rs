@@ -49,6 +49,7 @@ mod app {
         Portable, ScoreKind, Vae, VaeConfig, Workspace,
     };
 
+    use firmware::Aligned;
     use firmware::kernel_m4::CortexM4;
 
     /// Instructions per SysTick tick on mps2-an386 under `-icount shift=0` (25 MHz clock,
@@ -78,8 +79,13 @@ mod app {
     static SENSOR_WS: ConstStaticCell<Buffer<f32, { SENSOR.workspace_len(1, 1) }>> =
         ConstStaticCell::new(Buffer::new());
     /// The sensor model's int8 weights, per-output scales and biases (`vae_nostd::quant`).
-    static Q_WEIGHTS: ConstStaticCell<[i8; QuantLayout::new(&SENSOR).weights]> =
-        ConstStaticCell::new([0; QuantLayout::new(&SENSOR).weights]);
+    /// (4-byte aligned, as the model image is: the `SMLAD` kernel's `LDM`s need it.)
+    static Q_WEIGHTS: ConstStaticCell<Aligned<[i8; QuantLayout::new(&SENSOR).weights]>> =
+        ConstStaticCell::new(Aligned([0; QuantLayout::new(&SENSOR).weights]));
+    /// Weights of the int8 kernel's bare layer benchmarks, up to 500×784 (the MNIST encoder's
+    /// first layer), pseudo-random.
+    static Q_LAYER: ConstStaticCell<Aligned<[i8; 500 * 784]>> =
+        ConstStaticCell::new(Aligned([0; 500 * 784]));
     static Q_OUT: ConstStaticCell<Buffer<f32, { 2 * QuantLayout::new(&SENSOR).outputs }>> =
         ConstStaticCell::new(Buffer::new());
 
@@ -382,16 +388,70 @@ mod app {
         Ok(())
     }
 
-    /// The int8 path (issue 11, first part) with the core's portable integer kernel: the first
-    /// layer's integer products alone and a whole quantized score (−ELBO at z = μ).
+    /// The int8 path (issue 11): the integer products of bare layers (64×192, the sensor's
+    /// 128×192, MNIST's 500×784) with each kernel, then a whole quantized score of the sensor
+    /// model (−ELBO at z = μ), checking that `CortexM4` gives `Portable`'s values.
     fn bench_int8(cfg: &VaeConfig, params: &[f32]) -> Result<(), Error> {
         const L: QuantLayout = QuantLayout::new(&SENSOR);
         const S: (usize, usize) = quant::scratch_len(&SENSOR);
-        let (w, out) = (Q_WEIGHTS.take(), Q_OUT.take());
+        let n = INSN_PER_TICK;
+        let kernels = [
+            ("Portable", &Portable as &dyn IntGemv),
+            ("CortexM4", &CortexM4 as &dyn IntGemv),
+        ];
+        let big = &mut Q_LAYER.take().0;
+        let mut s = 0x2545_F491u32;
+        for v in big.iter_mut() {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            *v = s as i8;
+        }
+        let mut xs = [0u32; 392];
+        // sums[j]: the halfwords of the first j pairs.
+        let mut sums = [0i32; 393];
+        for (j, v) in xs.iter_mut().enumerate() {
+            let (a, b) = ((j as i16 * 7) % 255 - 127, (j as i16 * 13) % 255 - 127);
+            *v = u32::from(a as u16) | (u32::from(b as u16) << 16);
+            sums[j + 1] = sums[j] + i32::from(a) + i32::from(b);
+        }
+        for (rows, k) in [(64usize, 192usize), (128, 192), (500, 784)] {
+            let mut first: Option<(u32, i64)> = None;
+            for (kname, kernel) in kernels {
+                // The kernel calls alone are counted (ROWS_PER_CALL rows each, as a layer
+                // makes them); the check sum of the outputs is taken afterwards.
+                let mut acc = [0i32; 500];
+                let (t, ()) = count(|| {
+                    for c in 0..rows.div_ceil(quant::ROWS_PER_CALL) {
+                        let r0 = c * quant::ROWS_PER_CALL;
+                        let m = quant::ROWS_PER_CALL.min(rows - r0);
+                        let w = &big[r0 * k..(r0 + m) * k];
+                        kernel.gemv_i8(w, &xs[..k / 2], sums[k / 2], &mut acc[r0..r0 + m]);
+                    }
+                });
+                let check: i64 = acc[..rows].iter().map(|a| i64::from(*a)).sum();
+                hprintln!(
+                    "int8 layer {}x{} [{}]: {} instructions, {} instructions/MAC",
+                    rows,
+                    k,
+                    kname,
+                    t * n,
+                    (t * n) as f32 / (rows * k) as f32
+                );
+                match first {
+                    None => first = Some((t, check)),
+                    Some((_, c)) if c == check => {}
+                    Some(_) => {
+                        hprintln!("int8 layer {}x{}: CortexM4 DIFFERS from Portable", rows, k);
+                        return Err(Error::InvalidArgument("int8 kernels disagree"));
+                    }
+                }
+            }
+        }
+        let (w, out) = (&mut Q_WEIGHTS.take().0, Q_OUT.take());
         let (scales, biases) = out.split_at_mut(L.outputs);
         let mut input_scales = [0f32; L.layers];
         let mut f32s = [0f32; S.0];
-        let mut i16s = [0i16; S.1];
         let mut x = [0f32; 192];
         for (i, v) in x.iter_mut().enumerate() {
             *v = ((i * 37) % 101) as f32 / 100.0;
@@ -408,24 +468,10 @@ mod app {
             &mut input_scales,
         )?;
         let q = QuantVae::new(*cfg, &w[..], scales, biases, &input_scales)?;
-        let (k, h) = (quant::padded(cfg.input), cfg.encoder_hidden.width(0));
-        for (i, v) in i16s[..k].iter_mut().enumerate() {
-            *v = (i as i16 % 255) - 127;
-        }
-        let n = INSN_PER_TICK;
         let mut first = None;
-        for (kname, kernel) in [
-            ("Portable", &Portable as &dyn IntGemv),
-            ("CortexM4", &CortexM4 as &dyn IntGemv),
-        ] {
-            let mut acc = [0i32; 128];
-            let (t_layer, ()) = count(|| {
-                for (c, a) in acc[..h].chunks_mut(quant::ROWS_PER_CALL).enumerate() {
-                    kernel.gemv_i8(&w[quant::ROWS_PER_CALL * c * k..], &i16s[..k], k, a);
-                }
-            });
+        for (kname, kernel) in kernels {
             let mut head = [0f32; 16];
-            let mut xq = [0i16; S.1];
+            let mut xq = [0u32; S.1];
             let (t_score, r) = count(|| {
                 q.score_neg_elbo_at_mean(
                     kernel,
@@ -437,20 +483,15 @@ mod app {
             });
             let score = r?;
             hprintln!(
-                "sensor 192-128-8 [int8, {}]: layer {}x{} integer products: {} instructions, {} instructions/MAC; score NegElboAtMean: {} instructions, score {} ({} B of quantized parameters)",
+                "sensor 192-128-8 [int8, {}]: score NegElboAtMean: {} instructions, score {} ({} B of quantized parameters)",
                 kname,
-                h,
-                k,
-                t_layer * n,
-                (t_layer * n) as f32 / (h * k) as f32,
                 t_score * n,
                 score,
                 L.bytes()
             );
-            let bits = (acc, score.to_bits());
             match first {
-                None => first = Some(bits),
-                Some(f) if f == bits => {
+                None => first = Some(score.to_bits()),
+                Some(f) if f == score.to_bits() => {
                     hprintln!("sensor 192-128-8 [int8]: CortexM4 equals Portable bit for bit")
                 }
                 Some(_) => {

@@ -378,13 +378,17 @@ mod app {
     }
 
     /// The int8 layers' kernel (`IntGemv`): `CortexM4`'s `SMLAD` assembly against `Portable`
-    /// on every row count 0–13 and input count 4–200 (multiples of 4), extreme values included.
+    /// on every block count 0–4 (0–16 rows) and input count 4–200 (multiples of 4), on inputs
+    /// around one and two passes of the loop (508–1028: the odd rows' recovery), and on a
+    /// weight slice that is not 4-byte aligned (the fallback), extreme values included.
     fn int8_kernel_shapes(t: &mut Tally) {
         use vae_nostd::quant::IntGemv;
-        const MAX_K: usize = 200;
-        const MAX_N: usize = 13;
-        let mut w = [0i8; MAX_N * MAX_K];
-        let mut x = [0i16; MAX_K];
+        const MAX_K: usize = 1028;
+        const MAX_N: usize = 16;
+        #[repr(C, align(4))]
+        struct Weights([i8; MAX_N * MAX_K + 4]);
+        let mut w = Weights([0i8; MAX_N * MAX_K + 4]);
+        let mut x = [0u32; MAX_K / 2];
         let mut s = 0x9E37_79B9u32;
         let mut next = || {
             s ^= s << 13;
@@ -392,33 +396,47 @@ mod app {
             s ^= s << 5;
             s
         };
-        for v in w.iter_mut() {
+        for v in w.0.iter_mut() {
             let r = next();
-            *v = if r % 13 == 0 {
-                -127
-            } else {
-                (r % 255) as i32 as i8
+            *v = match r % 13 {
+                0 => -128,
+                1 => 127,
+                _ => r as i8,
             };
         }
-        for v in x.iter_mut() {
-            let r = next();
-            *v = if r % 11 == 0 {
-                -127
-            } else {
-                (r % 255) as i16 - 127
+        let mut sums = [0i32; MAX_K / 2 + 1];
+        for (j, v) in x.iter_mut().enumerate() {
+            let q = |r: u32| {
+                if r.is_multiple_of(11) {
+                    -127
+                } else {
+                    (r % 255) as i16 - 127
+                }
             };
+            let (a, b) = (q(next()), q(next()));
+            *v = u32::from(a as u16) | (u32::from(b as u16) << 16);
+            sums[j + 1] = sums[j] + i32::from(a) + i32::from(b);
         }
         let (mut cases, mut bad) = (0u32, 0u32);
-        for k in (4..=MAX_K).step_by(4) {
-            for n in 0..=MAX_N {
-                let (mut a, mut b) = ([0i32; MAX_N], [0i32; MAX_N]);
-                Portable.gemv_i8(&w[..n * k], &x[..k], k, &mut a[..n]);
-                CortexM4.gemv_i8(&w[..n * k], &x[..k], k, &mut b[..n]);
-                cases += 1;
-                if a != b {
-                    bad += 1;
-                    if bad <= 3 {
-                        hprintln!("  int8 CortexM4 differs: k {} rows {}", k, n);
+        let ks = (4..=200)
+            .step_by(4)
+            .chain([508, 512, 516, 1020, 1024, 1028]);
+        for k in ks {
+            for n in (0..=MAX_N).step_by(4) {
+                for skew in [0usize, 1] {
+                    if skew == 1 && (n != 8 || k > 200) {
+                        continue;
+                    }
+                    let wk = &w.0[skew..skew + n * k];
+                    let (mut a, mut b) = ([0i32; MAX_N], [0i32; MAX_N]);
+                    Portable.gemv_i8(wk, &x[..k / 2], sums[k / 2], &mut a[..n]);
+                    CortexM4.gemv_i8(wk, &x[..k / 2], sums[k / 2], &mut b[..n]);
+                    cases += 1;
+                    if a != b {
+                        bad += 1;
+                        if bad <= 3 {
+                            hprintln!("  int8 CortexM4 differs: k {} rows {} skew {}", k, n, skew);
+                        }
                     }
                 }
             }

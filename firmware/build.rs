@@ -8,8 +8,12 @@
 //!   defmt's `-Tdefmt.x`. Every program of a board links that board's defmt global logger,
 //!   because the library does (`src/lib.rs`: `defmt-semihosting` with `qemu`, `defmt-rtt`
 //!   with `microbit`), so the link arguments need not know which program uses defmt.
-//! * `qemu`: `memory/qemu.x` (QEMU `mps2-an386`) is copied as `memory.x` into `OUT_DIR`, which
-//!   goes on the linker search path (cortex-m-rt's `link.x` includes `memory.x`).
+//! * `qemu`: `memory/qemu.x` (QEMU `mps2-an386`, Cortex-M4F: 4M + 4M) is copied as `memory.x`
+//!   into `OUT_DIR`, which goes on the linker search path (cortex-m-rt's `link.x` includes
+//!   `memory.x`). For a Cortex-M0 target (`thumbv6m-none-eabi`, `CARGO_CFG_TARGET_ARCH` is `arm`
+//!   for both, so the triple in `TARGET` decides) it is `memory/qemu-m0.x` instead: QEMU
+//!   `microbit` (nRF51822: FLASH 256K at 0, RAM 16K at 0x2000_0000), the Cortex-M0 machine with
+//!   the same semihosting; a program that does not fit stops at the link with the overflow.
 //! * `microbit`: `memory.x` (nRF52833: FLASH 512K at 0, RAM 128K at 0x2000_0000) comes from
 //!   the HAL, `nrf52833-hal`, whose build script puts it on the linker path. The top pages of
 //!   flash hold the persistence slots (`src/microbit_flash.rs`, included below): a generated
@@ -50,6 +54,7 @@ ERROR(firmware): the image reaches the persistence slots at {start:#x}..{end:#x}
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=memory/qemu.x");
+    println!("cargo:rerun-if-changed=memory/qemu-m0.x");
     println!("cargo:rerun-if-changed=src/microbit_flash.rs");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
@@ -63,7 +68,14 @@ fn main() {
     );
     if qemu {
         let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-        fs::copy("memory/qemu.x", out.join("memory.x")).expect("copy memory/qemu.x to OUT_DIR");
+        let target = env::var("TARGET").expect("cargo sets TARGET");
+        let layout = if target.starts_with("thumbv6m-") {
+            "memory/qemu-m0.x"
+        } else {
+            "memory/qemu.x"
+        };
+        fs::copy(layout, out.join("memory.x"))
+            .unwrap_or_else(|e| panic!("copy {layout} to OUT_DIR as memory.x: {e}"));
         println!("cargo:rustc-link-search={}", out.display());
     }
     if microbit {

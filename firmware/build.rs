@@ -8,8 +8,18 @@
 //!   defmt's `-Tdefmt.x`. Every program of a board links that board's defmt global logger,
 //!   because the library does (`src/lib.rs`: `defmt-semihosting` with `qemu`, `defmt-rtt`
 //!   with `microbit`), so the link arguments need not know which program uses defmt.
-//! * `qemu`: `memory/qemu.x` (QEMU `mps2-an386`) is copied as `memory.x` into `OUT_DIR`, which
-//!   goes on the linker search path (cortex-m-rt's `link.x` includes `memory.x`).
+//! * `qemu`: `memory/qemu.x` (QEMU `mps2-an386`, Cortex-M4F: 4M + 4M) is copied as `memory.x`
+//!   into `OUT_DIR`, which goes on the linker search path (cortex-m-rt's `link.x` includes
+//!   `memory.x`). For a Cortex-M0 target (`thumbv6m-none-eabi`, `CARGO_CFG_TARGET_ARCH` is `arm`
+//!   for both, so the triple in `TARGET` decides) it is `memory/qemu-m0.x` instead: QEMU
+//!   `microbit` (nRF51822: FLASH 256K at 0, RAM 16K at 0x2000_0000), the Cortex-M0 machine with
+//!   the same semihosting; a program that does not fit stops at the link with the overflow.
+//!   On that machine the QEMU programs also get `--cfg qemu_microbit`, and the smoke program's
+//!   parameters (`src/smoke_model.rs`: 77 KB, which its 16 KiB of RAM cannot hold) are
+//!   initialized here, on the host, as the program does on `mps2-an386` (same seed, the same
+//!   `vae_nostd::init_params`, whose host and device bits are equal: the golden cases of
+//!   `tests/tests/on_target.rs`) and written as little-endian f32 to `OUT_DIR/smoke_params.bin`,
+//!   which the program embeds in flash.
 //! * `microbit`: `memory.x` (nRF52833: FLASH 512K at 0, RAM 128K at 0x2000_0000) comes from
 //!   the HAL, `nrf52833-hal`, whose build script puts it on the linker path. The top pages of
 //!   flash hold the persistence slots (`src/microbit_flash.rs`, included below): a generated
@@ -31,6 +41,28 @@ mod microbit_flash {
     include!("src/microbit_flash.rs");
 }
 
+/// The QEMU smoke program's model and seed, the same constants the program uses.
+#[allow(dead_code)]
+mod smoke_model {
+    include!("src/smoke_model.rs");
+}
+
+/// The smoke program's initial parameters as little-endian f32, computed as the program
+/// computes them on a machine with the RAM for them.
+fn smoke_params() -> Vec<u8> {
+    use rand_core::SeedableRng;
+    let mut params = vec![0f32; smoke_model::NUM_PARAMS];
+    let mut rng = rand_pcg::Pcg32::seed_from_u64(smoke_model::SEED);
+    vae_nostd::init_params(
+        &smoke_model::CFG,
+        &mut params,
+        vae_nostd::Init::PAPER,
+        &mut rng,
+    )
+    .expect("initialize the smoke model's parameters (src/smoke_model.rs)");
+    params.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 /// The linker script that keeps the micro:bit image out of the persistence slots.
 fn persist_script() -> String {
     use microbit_flash::*;
@@ -50,7 +82,10 @@ ERROR(firmware): the image reaches the persistence slots at {start:#x}..{end:#x}
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=memory/qemu.x");
+    println!("cargo:rerun-if-changed=memory/qemu-m0.x");
     println!("cargo:rerun-if-changed=src/microbit_flash.rs");
+    println!("cargo:rerun-if-changed=src/smoke_model.rs");
+    println!("cargo:rustc-check-cfg=cfg(qemu_microbit)");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return;
     }
@@ -63,7 +98,20 @@ fn main() {
     );
     if qemu {
         let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-        fs::copy("memory/qemu.x", out.join("memory.x")).expect("copy memory/qemu.x to OUT_DIR");
+        let target = env::var("TARGET").expect("cargo sets TARGET");
+        let m0 = target.starts_with("thumbv6m-");
+        let layout = if m0 {
+            "memory/qemu-m0.x"
+        } else {
+            "memory/qemu.x"
+        };
+        if m0 {
+            println!("cargo:rustc-cfg=qemu_microbit");
+            fs::write(out.join("smoke_params.bin"), smoke_params())
+                .expect("write smoke_params.bin to OUT_DIR");
+        }
+        fs::copy(layout, out.join("memory.x"))
+            .unwrap_or_else(|e| panic!("copy {layout} to OUT_DIR as memory.x: {e}"));
         println!("cargo:rustc-link-search={}", out.display());
     }
     if microbit {

@@ -36,6 +36,8 @@ pub const CHANNELS: usize = 3;
 /// Sampling rate in Hz.
 pub const SAMPLE_RATE_HZ: f32 = 400.0;
 
+/// How the model file stores the parameters (f32: version 1, int8: version 2).
+pub const FORMAT: vae_nostd::modelfile::Format = vae_nostd::modelfile::Format::F32;
 /// Bytes of `MODEL`.
 pub const MODEL_LEN: usize = 311452;
 /// CRC-32 at the end of `MODEL`: log it to know which model a device runs.

@@ -73,13 +73,20 @@ use crate::{ADAPTED_PARAMS, CHANNELS, CONFIG, D};
 pub const MEMORY: MemoryFigures = CONFIG.memory_trained::<f32>(ADAPTED_PARAMS, OPTIMIZER);
 /// The optimizer the adaptation uses.
 pub const OPTIMIZER: OptimizerKind = OptimizerKind::Adam;
-/// f32 values of the trained copy (from [`MEMORY`]).
-pub const PARAMS_LEN: usize = MEMORY.params / 4;
-/// f32 values of the gradient (from [`MEMORY`]).
-pub const GRAD_LEN: usize = MEMORY.grads / 4;
-/// f32 values of the optimizer's moments (from [`MEMORY`]).
-pub const MOMENTS_LEN: usize = MEMORY.optimizer_state / 4;
-const _: () = assert!(PARAMS_LEN == ADAPTED_PARAMS && GRAD_LEN == ADAPTED_PARAMS);
+/// f32 values of the trained copy (from [`MEMORY`]; 0 in a build with an int8 model, which
+/// the adaptation cannot train: it trains f32 decoder biases through the f32 decoder).
+pub const PARAMS_LEN: usize = if crate::INT8 { 0 } else { MEMORY.params / 4 };
+/// f32 values of the gradient (from [`MEMORY`]; 0 with an int8 model).
+pub const GRAD_LEN: usize = if crate::INT8 { 0 } else { MEMORY.grads / 4 };
+/// f32 values of the optimizer's moments (from [`MEMORY`]; 0 with an int8 model).
+pub const MOMENTS_LEN: usize = if crate::INT8 {
+    0
+} else {
+    MEMORY.optimizer_state / 4
+};
+/// f32 values of the window copy (0 with an int8 model).
+pub const WINDOW_LEN: usize = if crate::INT8 { 0 } else { D };
+const _: () = assert!(crate::INT8 || (PARAMS_LEN == ADAPTED_PARAMS && GRAD_LEN == ADAPTED_PARAMS));
 const _: () = assert!(MEMORY.train_activations == 4 * crate::WORKSPACE_LEN);
 
 /// The adaptation's RAM: part of the application's static [`crate::app::Buffers`].
@@ -92,7 +99,7 @@ pub struct AdaptBuffers {
     /// Adam's first then second moments. Shape: `[2][ADAPTED_PARAMS]`.
     pub moments: [f32; MOMENTS_LEN],
     /// The window being trained on or scored (normalized). Shape: `[len][3]`.
-    pub window: [f32; D],
+    pub window: [f32; WINDOW_LEN],
 }
 
 impl AdaptBuffers {
@@ -102,7 +109,7 @@ impl AdaptBuffers {
             params: [0.0; PARAMS_LEN],
             grad: [0.0; GRAD_LEN],
             moments: [0.0; MOMENTS_LEN],
-            window: [0.0; D],
+            window: [0.0; WINDOW_LEN],
         }
     }
 }
@@ -316,7 +323,13 @@ impl<'b> Adapter<'b> {
                 "adapted parameters have the wrong length",
             ));
         }
-        self.buf.params.copy_from_slice(bias);
+        if self.buf.params.len() == bias.len() {
+            self.buf.params.copy_from_slice(bias);
+        } else if self.settings.is_on() {
+            return Err(vae_nostd::Error::InvalidArgument(
+                "this build has no adaptation buffers (its model is int8)",
+            ));
+        }
         self.buf.moments.fill(0.0);
         self.adam = Adam::new(self.settings.learning_rate);
         self.pending = 0;
@@ -409,6 +422,11 @@ impl<'b> Adapter<'b> {
         if le_bytes.len() != 4 * crate::ADAPTED_STATE {
             return Err(vae_nostd::Error::InvalidArgument(
                 "persisted parameters have the wrong length",
+            ));
+        }
+        if self.buf.params.len() != ADAPTED_PARAMS {
+            return Err(vae_nostd::Error::InvalidArgument(
+                "this build has no adaptation buffers (its model is int8)",
             ));
         }
         let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);

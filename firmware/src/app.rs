@@ -22,12 +22,15 @@ use core::fmt;
 
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
-use vae_nostd::modelfile::{ModelFile, ModelFileError, Window};
+use vae_nostd::modelfile::{Format, ModelFile, ModelFileError, Window};
+use vae_nostd::quant::QuantVae;
 use vae_nostd::{ScoreKind, Vae, VaeConfig, Workspace};
 
 use crate::adapt::{AdaptBuffers, Adaptation, Adapter, Event, Work};
 use crate::calibration::{CalibrationError, Calibrator, TopK};
-use crate::{ADAPTED_PARAMS, CHANNELS, CONFIG, D, WORKSPACE_LEN, Z, model};
+use crate::{
+    ADAPTED_PARAMS, CHANNELS, CONFIG, D, Q_HEAD_LEN, Q_PAIRS_LEN, WORKSPACE_LEN, Z, model,
+};
 
 /// f32 elements of the raw-sample ring: 0 when the built-in model's hop is at least its window
 /// length (each sample is normalized straight into the window), else `D`.
@@ -50,6 +53,11 @@ pub struct Buffers {
     pub top: TopK,
     /// The on-device adaptation's parameters, gradient, moments and window.
     pub adapt: AdaptBuffers,
+    /// An int8 model's quantized layer inputs (its f32 scratch is `ws`).
+    pub q_pairs: [u32; Q_PAIRS_LEN],
+    /// An int8 model's μ, log σ² of the latest window. Shape: `[2Z]` (empty in a device
+    /// build of an f32 model).
+    pub q_head: [f32; Q_HEAD_LEN],
 }
 
 impl Buffers {
@@ -61,6 +69,8 @@ impl Buffers {
             ring: [0.0; RING_LEN],
             top: TopK::new(),
             adapt: AdaptBuffers::new(),
+            q_pairs: [0; Q_PAIRS_LEN],
+            q_head: [0.0; Q_HEAD_LEN],
         }
     }
 }
@@ -131,6 +141,9 @@ pub enum StartupError {
     Calibration(CalibrationError),
     /// The core refused the configuration or the workspace.
     Core(vae_nostd::Error),
+    /// An int8 model with a score other than −ELBO at z = μ (the only one the integer path
+    /// computes).
+    Int8Score,
 }
 
 impl From<ModelFileError> for StartupError {
@@ -168,17 +181,26 @@ impl fmt::Display for StartupError {
             ),
             StartupError::Calibration(e) => write!(f, "calibration settings: {e}"),
             StartupError::Core(e) => write!(f, "core: {e}"),
+            StartupError::Int8Score => {
+                f.write_str("model rejected: an int8 model scores -ELBO at z = mu only")
+            }
         }
     }
 }
 
-/// A model file checked against [`CONFIG`], with its parameters viewed in place.
+/// A model file checked against [`CONFIG`], with its parameters viewed in place: f32
+/// (version 1) or int8 (version 2), whichever the file holds.
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'m> {
     /// The parsed file (normalization is read from it on the fly).
     pub file: ModelFile<'m>,
-    /// The parameters, in place in the image. Shape: `[num_params]`.
+    /// The f32 parameters, in place in the image (empty for an int8 file). Shape:
+    /// `[num_params]`.
     pub params: &'m [f32],
+    /// The file holds an int8 model (checked to be usable in place; the application views it
+    /// with `file.quant_in_place()`, so that this struct, passed by value at start-up, stays
+    /// small).
+    pub int8: bool,
     /// Normalization offset, in place in the image. Shape: `[D]`.
     pub offset: &'m [f32],
     /// Normalization scale, in place in the image. Shape: `[D]`.
@@ -210,10 +232,21 @@ impl<'m> Model<'m> {
             .normalization_in_place()
             .ok_or(StartupError::Unaligned)?;
         let params = file.params_in_place().ok_or(StartupError::Unaligned)?;
+        let int8 = match file.format() {
+            Format::F32 => false,
+            Format::Int8 => {
+                if file.score() != ScoreKind::NegElboAtMean {
+                    return Err(StartupError::Int8Score);
+                }
+                file.quant_in_place().ok_or(StartupError::Unaligned)?;
+                true
+            }
+        };
         Ok(Model {
             offset,
             scale,
             params,
+            int8,
             file,
             window,
         })
@@ -533,8 +566,13 @@ pub struct App<'m> {
     /// The model file's own threshold, if it has one.
     file_threshold: Option<f32>,
     windower: Windower<'m>,
-    /// The model's parameters, in place (checked against the configuration at start-up).
+    /// The model's f32 parameters, in place (checked against the configuration at start-up;
+    /// empty for an int8 model).
     params: &'m [f32],
+    /// The int8 model and its scratch (`q_pairs`, `q_head` of [`Buffers`]; f32 scratch: `ws`).
+    quant: Option<Int8<'m>>,
+    /// The model's own decoder output bias, where the adaptation (re)starts.
+    factory: &'m [f32],
     /// The on-device adaptation (its buffers are [`Buffers::adapt`]).
     adapter: Adapter<'m>,
     /// The scoring workspace over [`Buffers::ws`], laid out once at start-up.
@@ -550,6 +588,30 @@ pub struct App<'m> {
     /// The calibration's threshold − mean score.
     margin: f32,
     drift_windows: u32,
+}
+
+/// An int8 model with its scratch.
+struct Int8<'m> {
+    model: QuantVae<'m>,
+    pairs: &'m mut [u32],
+    head: &'m mut [f32],
+}
+
+impl<'m> Int8<'m> {
+    /// The int8 model of `model` (an int8 file) with its scratch. Not inlined: its temporaries
+    /// stay out of the start-up frame of an f32 build.
+    #[inline(never)]
+    fn new(
+        model: &Model<'m>,
+        pairs: &'m mut [u32; Q_PAIRS_LEN],
+        head: &'m mut [f32; Q_HEAD_LEN],
+    ) -> Result<Self, StartupError> {
+        Ok(Int8 {
+            model: model.file.quant_in_place().ok_or(StartupError::Unaligned)?,
+            pairs: &mut pairs[..],
+            head: &mut head[..],
+        })
+    }
 }
 
 impl<'m> App<'m> {
@@ -581,16 +643,23 @@ impl<'m> App<'m> {
             ring,
             top,
             adapt,
+            q_pairs,
+            q_head,
         } = buffers;
         let ws = Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
-        Vae::new(CONFIG, model.params)?;
-        let adapter = Adapter::new(
-            settings.adaptation,
-            adapt,
-            factory_bias(model.params),
-            model.scale,
-            seed,
-        )?;
+        // An int8 model: the integer path scores; the adaptation (which trains f32 decoder
+        // biases through the f32 decoder) is off.
+        let quant = if model.int8 {
+            Some(Int8::new(&model, q_pairs, q_head)?)
+        } else {
+            Vae::new(CONFIG, model.params)?;
+            None
+        };
+        let (factory, adaptation) = match &quant {
+            Some(q) => (factory_bias(q.model.biases()), Adaptation::OFF),
+            None => (factory_bias(model.params), settings.adaptation),
+        };
+        let adapter = Adapter::new(adaptation, adapt, factory, model.scale, seed)?;
         let rate = settings
             .false_alarm_rate
             .or(model.file.false_alarm_rate())
@@ -610,6 +679,8 @@ impl<'m> App<'m> {
             file_threshold: model.file.threshold(),
             windower,
             params: model.params,
+            quant,
+            factory,
             adapter,
             ws,
             report: Report::EMPTY,
@@ -636,7 +707,10 @@ impl<'m> App<'m> {
             self.report.verdict,
             Verdict::Calibrating | Verdict::Normal | Verdict::Anomaly
         ) && self.report.score.is_finite();
-        scored.then(|| self.ws.head(1).split_at(Z))
+        match &self.quant {
+            Some(q) => (scored && q.head.len() == 2 * Z).then(|| q.head.split_at(Z)),
+            None => scored.then(|| self.ws.head(1).split_at(Z)),
+        }
     }
 
     /// The model's window geometry.
@@ -676,7 +750,7 @@ impl<'m> App<'m> {
     pub fn recalibrate(&mut self) {
         self.calibrator.reset();
         self.calibrating = true;
-        self.adapter.restart(factory_bias(self.params));
+        self.adapter.restart(self.factory);
     }
 
     /// The on-device adaptation.
@@ -827,8 +901,30 @@ impl<'m> App<'m> {
         self.windower.window()
     }
 
+    /// [`App::score`] of an int8 model: −ELBO at z = μ through the integer layers, on the
+    /// `SMLAD` kernel (exact integer sums: the same bits as `Portable` on any target). Not
+    /// inlined, so that its frame is not added to the f32 path's (the stack high-water mark).
+    #[inline(never)]
+    fn score_int8(&mut self) -> Result<f32, vae_nostd::Error> {
+        let Some(q) = &mut self.quant else {
+            return Err(vae_nostd::Error::InvalidArgument("not an int8 model"));
+        };
+        let s = q.model.score_neg_elbo_at_mean(
+            &crate::kernel_m4::CortexM4,
+            self.windower.window(),
+            self.ws.scratch(),
+            q.pairs,
+            &mut q.head[..],
+        );
+        self.report.score = *s.as_ref().unwrap_or(&f32::NAN);
+        s
+    }
+
     /// Scores the latest (normalized) window; fills μ, log σ² and the score.
     fn score(&mut self) -> Result<f32, vae_nostd::Error> {
+        if self.quant.is_some() {
+            return self.score_int8();
+        }
         let mut out = [0f32; 1];
         let kind = self.kind;
         // The Cortex-M4F kernel: bit-identical to `Portable` (tested on target), 1.3–1.6

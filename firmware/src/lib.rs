@@ -86,7 +86,8 @@ pub mod stack;
 /// The default model's generated constants (`host-trainer` export; see `firmware/models/`).
 /// Kept byte for byte as generated (a test compares it with a fresh export), so rustfmt
 /// leaves it alone.
-#[path = "../models/default.rs"]
+#[cfg_attr(not(feature = "int8-model"), path = "../models/default.rs")]
+#[cfg_attr(feature = "int8-model", path = "../models/default-int8.rs")]
 #[allow(missing_docs, clippy::all)]
 #[rustfmt::skip]
 pub mod model;
@@ -97,7 +98,30 @@ pub mod model;
 pub struct Aligned<B: ?Sized>(pub B);
 
 /// The default model file (`firmware/models/default.vaem`), 4-byte aligned in flash.
+#[cfg(not(feature = "int8-model"))]
 pub static DEFAULT_MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../models/default.vaem"));
+/// The default model quantized to int8 (`firmware/models/default-int8.vaem`, feature
+/// `int8-model`), 4-byte aligned in flash.
+#[cfg(feature = "int8-model")]
+pub static DEFAULT_MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../models/default-int8.vaem"));
+
+/// True when the built-in model is int8 (model file version 2): the application scores
+/// through `vae_nostd::quant` with the `SMLAD` kernel, and sizes its int8 scratch from it.
+pub const INT8: bool = matches!(model::FORMAT, vae_nostd::modelfile::Format::Int8);
+/// The int8 score's buffers are allocated when the built-in model is int8, and on the host
+/// (where the tests run either model file); a device build of an f32 model has none (an int8
+/// file given to it scores nothing: each window is an error, never a panic).
+const Q_BUFFERS: bool = INT8 || cfg!(not(target_os = "none"));
+/// Quantized input pairs of an int8 score (`vae_nostd::quant::scratch_len`; its f32 scratch
+/// is the scoring workspace, [`WORKSPACE_LEN`] ≥ what it needs).
+pub const Q_PAIRS_LEN: usize = if Q_BUFFERS {
+    vae_nostd::quant::scratch_len(&CONFIG).1
+} else {
+    0
+};
+/// μ and log σ² of an int8 score (2Z, or 0 without the int8 buffers).
+pub const Q_HEAD_LEN: usize = if Q_BUFFERS { 2 * Z } else { 0 };
+const _: () = assert!(vae_nostd::quant::scratch_len(&CONFIG).0 <= WORKSPACE_LEN);
 
 /// The architecture this firmware's buffers are sized for (the default model's).
 pub const CONFIG: vae_nostd::VaeConfig = model::CONFIG;

@@ -43,6 +43,7 @@ pub fn describe(e: &StartupError) -> &'static str {
         }
         StartupError::Calibration(_) => "impossible calibration settings",
         StartupError::Core(_) => "the core refused the configuration",
+        StartupError::Int8Score => "an int8 model must score -ELBO at z = mu",
     }
 }
 
@@ -90,7 +91,11 @@ pub fn start_in<'a, R: core::ops::Deref<Target = App<'a>>>(
         settings.drift_windows,
         settings.full_scale_mg
     );
-    log_adaptation_plan(&settings);
+    if model.int8 {
+        defmt::info!("adaptation: off (it trains f32 decoder biases; this model is int8)");
+    } else {
+        log_adaptation_plan(&settings);
+    }
     Ok(app)
 }
 
@@ -120,12 +125,13 @@ fn log_model(model: &Model<'_>) {
     let f = &model.file;
     let w = model.window;
     defmt::info!(
-        "model CRC-32 {=u32:#010x}: {=usize}-{=usize}-{=usize} {}, window {=usize}x3 hop {=usize} at {=f32} Hz",
+        "model CRC-32 {=u32:#010x}: {=usize}-{=usize}-{=usize} {}, {} parameters, window {=usize}x3 hop {=usize} at {=f32} Hz",
         f.crc(),
         CONFIG.input,
         CONFIG.encoder_hidden.width(0),
         CONFIG.latent,
         CONFIG.likelihood,
+        f.format(),
         w.len,
         w.hop,
         w.sample_rate_hz

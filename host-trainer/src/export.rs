@@ -62,6 +62,8 @@ pub struct ExportSummary {
     pub threshold: Option<Threshold>,
     /// Window geometry, if any.
     pub window: Option<Window>,
+    /// int8 parameters (model file version 2) instead of f32.
+    pub int8: bool,
 }
 
 impl fmt::Display for ExportSummary {
@@ -168,8 +170,22 @@ fn score_name(s: ScoreKind) -> String {
     }
 }
 
-/// The model file's contents for `ckpt`, with the parts that went into it.
-fn build(ckpt: &Checkpoint) -> Result<(Vec<u8>, ExportSummary), ExportErrorKind> {
+/// What an int8 export puts in place of the checkpoint's f32 parameters and threshold: the
+/// quantized model and its own calibrated threshold (int8 scores differ from f32 scores, so the
+/// checkpoint's threshold does not apply; `None` exports none).
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Export<'a> {
+    /// The quantized model (calibrated on the training windows).
+    pub model: &'a crate::quantize::Int8Model,
+    /// Its threshold, calibrated on its own scores.
+    pub threshold: Option<Threshold>,
+}
+
+/// The model file's contents for `ckpt` (int8 with `int8`), with the parts that went into it.
+fn build(
+    ckpt: &Checkpoint,
+    int8: Option<&Int8Export<'_>>,
+) -> Result<(Vec<u8>, ExportSummary), ExportErrorKind> {
     let config = ckpt.spec.config().map_err(ExportErrorKind::InvalidSpec)?;
     let window = ckpt.window.map(|w| Window {
         len: w.len,
@@ -187,6 +203,15 @@ fn build(ckpt: &Checkpoint) -> Result<(Vec<u8>, ExportSummary), ExportErrorKind>
         ),
         None => (ScoreKind::NegElboAtMean, None),
     };
+    let threshold = match int8 {
+        Some(q) => q.threshold,
+        None => threshold,
+    };
+    let score = if int8.is_some() {
+        ScoreKind::NegElboAtMean
+    } else {
+        score
+    };
     let parts = ModelParts {
         config,
         window,
@@ -194,9 +219,15 @@ fn build(ckpt: &Checkpoint) -> Result<(Vec<u8>, ExportSummary), ExportErrorKind>
         threshold,
         norm_offset: &ckpt.norm.offset,
         norm_scale: &ckpt.norm.scale,
-        params: &ckpt.params,
+        params: if int8.is_some() { &[] } else { &ckpt.params },
+        quant: int8.map(|q| q.model.parts()),
     };
-    let mut bytes = vec![0u8; modelfile::file_len(&config)];
+    let len = if int8.is_some() {
+        modelfile::file_len_int8(&config)
+    } else {
+        modelfile::file_len(&config)
+    };
+    let mut bytes = vec![0u8; len];
     let n = modelfile::write(&mut bytes, &parts).map_err(ExportErrorKind::Model)?;
     bytes.truncate(n);
     let crc32 = u32::from_le_bytes(bytes[n - 4..].try_into().unwrap_or_default());
@@ -209,22 +240,32 @@ fn build(ckpt: &Checkpoint) -> Result<(Vec<u8>, ExportSummary), ExportErrorKind>
         score,
         threshold,
         window,
+        int8: int8.is_some(),
     };
     Ok((bytes, summary))
 }
 
 /// The model file bytes for `ckpt` (what [`export_model_file`] writes).
 pub fn model_file_bytes(ckpt: &Checkpoint) -> Result<Vec<u8>, ExportErrorKind> {
-    build(ckpt).map(|(bytes, _)| bytes)
+    build(ckpt, None).map(|(bytes, _)| bytes)
 }
 
 /// Writes `ckpt` as a model file at `path`, atomically.
 pub fn export_model_file(ckpt: &Checkpoint, path: &Path) -> Result<ExportSummary, ExportError> {
+    export_model_file_with(ckpt, None, path)
+}
+
+/// Writes `ckpt` as a model file at `path`, atomically: int8 (version 2) with `int8`.
+pub fn export_model_file_with(
+    ckpt: &Checkpoint,
+    int8: Option<&Int8Export<'_>>,
+    path: &Path,
+) -> Result<ExportSummary, ExportError> {
     let err = |kind| ExportError {
         path: path.to_path_buf(),
         kind,
     };
-    let (bytes, mut summary) = build(ckpt).map_err(err)?;
+    let (bytes, mut summary) = build(ckpt, int8).map_err(err)?;
     crate::io::write_atomic(path, &bytes).map_err(|e| err(ExportErrorKind::Write(e)))?;
     summary.path = path.to_path_buf();
     Ok(summary)
@@ -234,6 +275,15 @@ pub fn export_model_file(ckpt: &Checkpoint, path: &Path) -> Result<ExportSummary
 /// it (same name, extension `.vaem`). The module compiles in a `no_std` crate that depends on
 /// `vae-nostd`; see [`rust_source`] for what it declares.
 pub fn export_rust(ckpt: &Checkpoint, path: &Path) -> Result<ExportSummary, ExportError> {
+    export_rust_with(ckpt, None, path)
+}
+
+/// [`export_rust`], int8 (version 2) with `int8`.
+pub fn export_rust_with(
+    ckpt: &Checkpoint,
+    int8: Option<&Int8Export<'_>>,
+    path: &Path,
+) -> Result<ExportSummary, ExportError> {
     let err = |kind| ExportError {
         path: path.to_path_buf(),
         kind,
@@ -246,7 +296,7 @@ pub fn export_rust(ckpt: &Checkpoint, path: &Path) -> Result<ExportSummary, Expo
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (bytes, mut summary) = build(ckpt).map_err(err)?;
+    let (bytes, mut summary) = build(ckpt, int8).map_err(err)?;
     let source = render(&summary, &file_name);
     crate::io::write_atomic(&model_path, &bytes).map_err(|e| ExportError {
         path: model_path.clone(),
@@ -269,7 +319,7 @@ pub fn export_rust(ckpt: &Checkpoint, path: &Path) -> Result<ExportSummary, Expo
 ///   `include_bytes!` (a length mismatch fails the build). The firmware checks it at start-up
 ///   with `ModelFile::parse(&MODEL)` and `expect_config(&CONFIG)`.
 pub fn rust_source(ckpt: &Checkpoint, model_file: &str) -> Result<String, ExportErrorKind> {
-    build(ckpt).map(|(_, summary)| render(&summary, model_file))
+    build(ckpt, None).map(|(_, summary)| render(&summary, model_file))
 }
 
 fn render(s: &ExportSummary, model_file: &str) -> String {
@@ -300,10 +350,11 @@ fn render(s: &ExportSummary, model_file: &str) -> String {
     };
     line("// @generated by host-trainer (vae-mcu) from a checkpoint. Do not edit: export again.");
     line(&format!(
-        "//! Model {model_file}: {}, {}, {} parameters; score {}.",
+        "//! Model {model_file}: {}, {}, {} parameters{}; score {}.",
         arch(c),
         likelihood_name(c.likelihood),
         c.num_params(),
+        if s.int8 { " quantized to int8" } else { "" },
         score_name(s.score)
     ));
     line(&format!(
@@ -316,7 +367,13 @@ fn render(s: &ExportSummary, model_file: &str) -> String {
     line("//! ```text");
     line("//! let file = vae_nostd::modelfile::ModelFile::parse(&model::MODEL)?;");
     line("//! file.expect_config(&model::CONFIG)?;");
-    line("//! file.copy_params(&mut PARAMS)?; // PARAMS: Buffer<f32, { model::NUM_PARAMS }>");
+    if s.int8 {
+        line(
+            "//! let q = file.quant_in_place(); // int8: the weights in place (an `Aligned` image)",
+        );
+    } else {
+        line("//! file.copy_params(&mut PARAMS)?; // PARAMS: Buffer<f32, { model::NUM_PARAMS }>");
+    }
     line("//! ```");
     line("");
     line("/// Architecture of the exported model.");
@@ -356,6 +413,11 @@ fn render(s: &ExportSummary, model_file: &str) -> String {
         ));
     }
     line("");
+    line("/// How the model file stores the parameters (f32: version 1, int8: version 2).");
+    line(&format!(
+        "pub const FORMAT: vae_nostd::modelfile::Format = vae_nostd::modelfile::Format::{};",
+        if s.int8 { "Int8" } else { "F32" }
+    ));
     line("/// Bytes of `MODEL`.");
     line(&format!("pub const MODEL_LEN: usize = {};", s.bytes));
     line("/// CRC-32 at the end of `MODEL`: log it to know which model a device runs.");
@@ -367,7 +429,10 @@ fn render(s: &ExportSummary, model_file: &str) -> String {
     line("");
     line("const _: () = assert!(CONFIG.num_params() == NUM_PARAMS);");
     line("const _: () = assert!(CONFIG.input == INPUT && CONFIG.latent == LATENT);");
-    line("const _: () = assert!(vae_nostd::modelfile::file_len(&CONFIG) == MODEL_LEN);");
+    line(&format!(
+        "const _: () = assert!(vae_nostd::modelfile::{}(&CONFIG) == MODEL_LEN);",
+        if s.int8 { "file_len_int8" } else { "file_len" }
+    ));
     out
 }
 

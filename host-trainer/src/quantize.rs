@@ -69,6 +69,16 @@ impl Int8Model {
         )
     }
 
+    /// Its buffers, as a version-2 model file holds them.
+    pub fn parts(&self) -> vae_nostd::modelfile::QuantParts<'_> {
+        vae_nostd::modelfile::QuantParts {
+            weights: &self.weights,
+            scales: &self.scales,
+            biases: &self.biases,
+            input_scales: &self.input_scales,
+        }
+    }
+
     /// Bytes of the quantized parameters ([`QuantLayout::bytes`]).
     pub fn bytes(&self) -> usize {
         QuantLayout::new(&self.cfg).bytes()

@@ -57,9 +57,16 @@ static BUILD: Mutex<()> = Mutex::new(());
 
 /// Builds firmware programs for `features` and returns the release directory.
 fn build(features: &[&str], bins: &[&str]) -> PathBuf {
+    build_in(&target_dir(), TARGET, features, bins)
+}
+
+/// [`build`] for `target` into the target directory `dir` (one per feature set, so that
+/// builds with other features do not overwrite each other's programs).
+fn build_in(dir: &Path, target: &str, features: &[&str], bins: &[&str]) -> PathBuf {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = cargo();
-    c.args(["build", "-p", "firmware", "--release", "--target", TARGET]);
+    c.env("CARGO_TARGET_DIR", dir);
+    c.args(["build", "-p", "firmware", "--release", "--target", target]);
     if !features.is_empty() {
         c.args(["--no-default-features", "--features", &features.join(",")]);
     }
@@ -72,7 +79,7 @@ fn build(features: &[&str], bins: &[&str]) -> PathBuf {
         "firmware build failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    target_dir().join(TARGET).join("release")
+    dir.join(target).join("release")
 }
 
 /// The QEMU programs, built once.
@@ -100,8 +107,14 @@ fn qemu(elf: &Path) -> Run {
 
 /// As [`qemu`], with a time limit of its own.
 fn qemu_for(elf: &Path, limit: Duration) -> Run {
+    qemu_on(&["-cpu", "cortex-m4", "-machine", "mps2-an386"], elf, limit)
+}
+
+/// As [`qemu`] on the machine `machine` (QEMU arguments).
+fn qemu_on(machine: &[&str], elf: &Path, limit: Duration) -> Run {
     let mut child = Command::new("qemu-system-arm")
-        .args(["-cpu", "cortex-m4", "-machine", "mps2-an386", "-nographic"])
+        .args(machine)
+        .arg("-nographic")
         .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
         .arg(elf)
         .stdin(Stdio::null())
@@ -908,5 +921,140 @@ fn qemu_adaptation_comes_close_to_retraining_bit_for_bit() {
     assert!(
         adapted >= retrained - 0.02,
         "adapted model too far from the retrained one:\n{table}"
+    );
+}
+
+/// The int8 default model (`firmware/models/default-int8.vaem`), aligned for in-place use.
+static INT8_MODEL: &firmware::Aligned<[u8]> =
+    &firmware::Aligned(*include_bytes!("../../firmware/models/default-int8.vaem"));
+
+/// The QEMU application built with the int8 default model (feature `int8-model`) for the
+/// Cortex-M4F (`SMLAD` kernel) and for the Cortex-M0 (`thumbv6m-none-eabi`, the portable
+/// integer kernel, soft-float), built once.
+fn int8_elfs() -> &'static (PathBuf, PathBuf) {
+    static DIRS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    DIRS.get_or_init(|| {
+        let m4 = build_in(
+            &root().join("target/firmware-tests-int8"),
+            TARGET,
+            &["qemu", "int8-model"],
+            &["qemu"],
+        );
+        let m0 = build_in(
+            &root().join("target/firmware-tests-m0"),
+            "thumbv6m-none-eabi",
+            &["qemu", "int8-model"],
+            &["qemu"],
+        );
+        (m4.join("qemu"), m0.join("qemu"))
+    })
+}
+
+/// The int8 model on the QEMU scenario (issue 11): on the Cortex-M4F every anomaly window is
+/// flagged and false alarms stay within the rule at the int8 model's own threshold; its log is
+/// `firmware/expected/qemu-int8.run`; the host build of the application on the same model gives
+/// the same score bits; and the Cortex-M0 build on QEMU's `microbit` machine (nRF51, 16 KB
+/// RAM) prints the same window lines, bit for bit.
+#[test]
+fn qemu_int8_app_flags_every_anomaly_on_m4f_and_m0_with_the_same_bits() {
+    let (m4, m0) = int8_elfs();
+    let run = qemu(m4);
+    let lines = decode(m4, &run.stdout);
+    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    assert!(
+        run.success,
+        "QEMU int8 app failed (exit {:?}); stderr:\n{}\nlog:\n{text}",
+        run.code, run.stderr
+    );
+    expect_file("qemu-int8.run", &text);
+    assert!(
+        lines.iter().any(|l| l.contains("Int8 parameters")),
+        "the log names the int8 model"
+    );
+    let windows: Vec<WindowLine> = lines.iter().filter_map(|l| parse_window(l)).collect();
+    assert_eq!(windows.len(), scenario::WINDOWS as usize);
+    let cal = scenario::SETTINGS.calibration_windows as usize;
+    let judged: Vec<&WindowLine> = windows[cal..]
+        .iter()
+        .filter(|w| !w.verdict.starts_with("Invalid"))
+        .collect();
+    let missed: Vec<u32> = judged
+        .iter()
+        .filter(|w| w.truth != 0 && w.verdict != "Anomaly")
+        .map(|w| w.index)
+        .collect();
+    assert!(missed.is_empty(), "anomaly windows not flagged: {missed:?}");
+    let normal = judged.iter().filter(|w| w.truth == 0).count() as u32;
+    let false_alarms = judged
+        .iter()
+        .filter(|w| w.truth == 0 && w.verdict == "Anomaly")
+        .count() as u32;
+    let model = Model::load(&INT8_MODEL.0).expect("the int8 model loads on the host");
+    assert!(model.int8);
+    let rate = model.file.false_alarm_rate().unwrap();
+    let n = scenario::SETTINGS.calibration_windows;
+    let allowed = allowed_false_alarms(calibration_rank(rate, n), n, normal);
+    assert!(
+        false_alarms <= allowed,
+        "{false_alarms} false alarms in {normal} normal windows, allowed {allowed}"
+    );
+    // The f32 model's verdicts on the same stream, for the record.
+    let f32_lines =
+        std::fs::read_to_string(root().join("firmware/expected/qemu.run")).unwrap_or_default();
+    let f32_windows: Vec<WindowLine> = f32_lines.lines().filter_map(parse_window).collect();
+    let differ = windows
+        .iter()
+        .zip(&f32_windows)
+        .filter(|(a, b)| a.verdict != b.verdict)
+        .count();
+    eprintln!(
+        "int8: false alarms {false_alarms}/{normal} (allowed {allowed}); verdicts differing from the f32 model's: {differ}/{}",
+        windows.len()
+    );
+    // Host replay of the same application on the int8 model: the same score bits.
+    let mut buffers = Box::new(firmware::app::Buffers::new());
+    let mut app = App::new(model, scenario::SETTINGS, &mut buffers, scenario::SEED).unwrap();
+    let mut board = SimBoard::new(scenario::SIM, scenario::FAULTS, scenario::SEED).unwrap();
+    let mut k = 0;
+    while k < windows.len() {
+        let s = board.read_sample_mg().unwrap();
+        if let Some(r) = app.push(s) {
+            let w = &windows[k];
+            assert_eq!(
+                (w.index, w.score.to_bits()),
+                (r.window.index, r.score.to_bits()),
+                "window {k}: QEMU {} host {}",
+                w.score,
+                r.score
+            );
+            assert_eq!(
+                telemetry::decode(&w.frame).unwrap().verdict,
+                r.verdict.code()
+            );
+            k += 1;
+        }
+    }
+    // The Cortex-M0: the same lines for every window (verdicts, score bits, telemetry frames).
+    let run0 = qemu_on(&["-machine", "microbit"], m0, Duration::from_secs(600));
+    let lines0 = decode(m0, &run0.stdout);
+    assert!(
+        run0.success,
+        "QEMU int8 app on the Cortex-M0 failed (exit {:?}); stderr:\n{}\nlog:\n{}",
+        run0.code,
+        run0.stderr,
+        lines0.join("\n")
+    );
+    let w0: Vec<&String> = lines0
+        .iter()
+        .filter(|l| parse_window(l).is_some())
+        .collect();
+    let w4: Vec<&String> = lines.iter().filter(|l| parse_window(l).is_some()).collect();
+    assert_eq!(w0.len(), w4.len(), "one line per window on the M0");
+    for (a, b) in w0.iter().zip(&w4) {
+        assert_eq!(a, b, "Cortex-M0 and Cortex-M4F differ");
+    }
+    eprintln!(
+        "Cortex-M0 (microbit machine): {} window lines equal the Cortex-M4F's",
+        w0.len()
     );
 }

@@ -213,6 +213,13 @@ impl<'a, T: Real> Workspace<'a, T> {
         })
     }
 
+    /// The whole buffer, for a computation that reuses the workspace's memory between passes
+    /// (the firmware's int8 score, [`crate::quant`]): what it writes replaces the last pass's
+    /// activations, so [`Workspace::head`] and the rest are meaningless until the next pass.
+    pub fn scratch(&mut self) -> &mut [T] {
+        self.buf
+    }
+
     /// The layout in use.
     pub fn layout(&self) -> &WorkspaceLayout {
         &self.layout

@@ -40,7 +40,8 @@
 //! | 64 | 4 | u32 | channels per time step (flag bit 0; else 0) |
 //! | 68 | 4 | f32 | sample rate, Hz (flag bit 0; else 0) |
 //! | 72 | 1 | u8 | score: 0 −ELBO at z = μ, 1 −ELBO sampled, 2 −log p̂(x), 3 reconstruction probability ([`ScoreKind`]) |
-//! | 73 | 3 | — | reserved, 0 |
+//! | 73 | 1 | u8 | parameter format: 0 f32 (version 1), 1 int8 (version 2, below) |
+//! | 74 | 2 | — | reserved, 0 |
 //! | 76 | 4 | u32 | score samples: 0 for −ELBO at μ, ≥ 1 for the others |
 //! | 80 | 4 | f32 | anomaly threshold: scores above it are anomalies (flag bit 1; else 0) |
 //! | 84 | 4 | f32 | false-alarm rate the threshold was calibrated for, in [0, 1] (flag bit 1; else 0) |
@@ -48,6 +49,28 @@
 //! | `H`+4`D` | 4`D` | `f32[D]` | normalization scale |
 //! | `H`+8`D` | 4`P` | `f32[P]` | parameters φ, θ in the core's flat layout (each layer `W [out][in]`, then `b [out]`) |
 //! | `H`+8`D`+4`P` | 4 | u32 | CRC-32 (IEEE 802.3, `crc::CRC_32_ISO_HDLC`) of every byte before it |
+//!
+//! ## Version 2: int8 parameters
+//!
+//! The same header with version 2 and parameter format 1; the parameters are the post-training
+//! int8 quantization of [`crate::quant`] (its module docs give the scheme and the weights'
+//! storage order), `L` layers, `O` outputs and `W` stored weight bytes by
+//! [`QuantLayout`](crate::quant::QuantLayout) (`P` still counts the f32 model's parameters, to
+//! check the architecture):
+//!
+//! | offset | bytes | type | field |
+//! |---:|---:|---|---|
+//! | `H` | 8`D` | `f32[2D]` | normalization offset and scale, as in version 1 |
+//! | `H`+8`D` | 4`L` | `f32[L]` | each layer's input scale `s_x` (> 0) |
+//! | … | 4`O` | `f32[O]` | per output `s_w · s_x` |
+//! | … | 4`O` | `f32[O]` | per output the f32 bias |
+//! | … | `W` | `i8[W]` | the weights, in blocks of four rows (padding entries 0, no value −128) |
+//! | end − 4 | 4 | u32 | CRC-32 of every byte before it |
+//!
+//! A file length of `H + 8D + 4L + 8O + W + 4`; every section starts 4-byte aligned, so an
+//! aligned image is used in place ([`ModelFile::quant_in_place`]). f32 models are still
+//! written as version 1 (the firmware of before reads them); a file holds one or the other,
+//! and [`ModelFile::format`] says which.
 //!
 //! When a window is present, `length × channels = D` (rows are windows `[t][channel]`).
 //! A model without a calibrated threshold (flag bit 1 clear) can still encode and score; the
@@ -71,7 +94,7 @@
 //! # modelfile::write(&mut image, &ModelParts {
 //! #     config: CFG, window: None, score: ScoreKind::NegElboAtMean,
 //! #     threshold: Some(Threshold { value: 3.5, false_alarm_rate: 0.01 }),
-//! #     norm_offset: &[0.0; 6], norm_scale: &[1.0; 6], params: &params,
+//! #     norm_offset: &[0.0; 6], norm_scale: &[1.0; 6], params: &params, quant: None,
 //! # }).unwrap();
 //! // In firmware: `static MODEL: [u8; modelfile::file_len(&CFG)] = *include_bytes!("model.vaem");`
 //! let file = ModelFile::parse(&image).unwrap();
@@ -88,12 +111,16 @@ use core::fmt;
 
 use crc::{CRC_32_ISO_HDLC, Crc, NoTable};
 
+use crate::quant::{self, QuantLayout, QuantVae};
 use crate::{Activation, Error, Likelihood, MAX_HIDDEN, ScoreKind, VaeConfig};
 
 /// The first four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"VAEM";
-/// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+/// The newest format version this build writes and reads: 2 (int8 parameters); f32 models are
+/// written as version 1, which it also reads.
+pub const VERSION: u16 = 2;
+/// The version of f32 model files.
+pub const VERSION_F32: u16 = 1;
 /// Header bytes written by this version (the parameters start at this offset plus 8·D).
 pub const HEADER_LEN: usize = 88;
 /// Bytes of the CRC-32 at the end.
@@ -132,7 +159,8 @@ struct RawHeader {
     channels: u32,
     sample_rate: u32,
     score: u8,
-    reserved: [u8; 3],
+    format: u8,
+    reserved: [u8; 2],
     score_samples: u32,
     threshold: u32,
     false_alarm_rate: u32,
@@ -177,7 +205,7 @@ const _: () = assert!(usize::BITS >= 32);
 /// start-up cost (about 40 instructions per byte) and the host's files are small.
 static CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
 
-/// Bytes of the model file for a valid `cfg`: `88 + 8·D + 4·P + 4`. Saturates at `usize::MAX`
+/// Bytes of the f32 (version 1) model file for a valid `cfg`: `88 + 8·D + 4·P + 4`. Saturates at `usize::MAX`
 /// for configurations too large to address (which [`write()`] then refuses).
 ///
 /// ```
@@ -191,6 +219,75 @@ pub const fn file_len(cfg: &VaeConfig) -> usize {
         .saturating_add(cfg.input.saturating_mul(8))
         .saturating_add(cfg.num_params().saturating_mul(4))
         .saturating_add(CRC_LEN)
+}
+
+/// Bytes of the int8 (version 2) model file for a valid `cfg`: `88 + 8·D + 4·L + 8·O + W + 4`
+/// ([`QuantLayout`]).
+pub const fn file_len_int8(cfg: &VaeConfig) -> usize {
+    let q = QuantLayout::new(cfg);
+    HEADER_LEN
+        .saturating_add(cfg.input.saturating_mul(8))
+        .saturating_add(q.bytes())
+        .saturating_add(CRC_LEN)
+}
+
+/// How a model file stores its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Format {
+    /// f32 in the core's flat layout (version 1).
+    F32,
+    /// int8 weights, f32 scales and biases ([`crate::quant`], version 2).
+    Int8,
+}
+
+/// The int8 parameters [`write()`] puts into a version-2 file: the buffers of
+/// [`QuantVae::new`](crate::quant::QuantVae::new), as [`crate::quant::quantize`] fills them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuantParts<'a> {
+    /// Stored weights. Shape: `[layout.weights]`.
+    pub weights: &'a [i8],
+    /// `s_w · s_x` per output. Shape: `[layout.outputs]`.
+    pub scales: &'a [f32],
+    /// Biases. Shape: `[layout.outputs]`.
+    pub biases: &'a [f32],
+    /// `s_x` per layer. Shape: `[layout.layers]`.
+    pub input_scales: &'a [f32],
+}
+
+/// Checks stored int8 weights (`weights [layout.weights]` as bytes): every padding entry 0 and
+/// no value −128, so that every quantized model has one byte image and the kernels' bounds
+/// hold.
+fn check_int8_weights(cfg: &VaeConfig, bytes: &[u8]) -> Result<(), ModelFileError> {
+    let layout = QuantLayout::new(cfg);
+    if bytes.len() != layout.weights {
+        return Err(ModelFileError::LengthMismatch {
+            what: "int8 weights",
+            expected: layout.weights,
+            actual: bytes.len(),
+        });
+    }
+    for l in 0..layout.layers {
+        let (inp, out, w0, _) = layout.shape[l];
+        let k = quant::padded(inp);
+        let layer = bytes
+            .get(w0..w0 + k * quant::padded_rows(out))
+            .unwrap_or_default();
+        for o in 0..quant::padded_rows(out) {
+            for i in 0..k {
+                let (at, offset) = quant::stored_at(o, i, k);
+                let b = layer.get(at).copied().unwrap_or(0x80);
+                let v = if offset { (b ^ 0x80) as i8 } else { b as i8 };
+                if v == -128 || ((o >= out || i >= inp) && v != 0) {
+                    return Err(ModelFileError::BadField {
+                        what: "int8 weight (−128, or a padding entry not 0)",
+                        value: (w0 + at) as u32,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What is wrong with a model file, or why one cannot be written or copied out.
@@ -295,7 +392,7 @@ impl fmt::Display for ModelFileError {
             ),
             ModelFileError::UnsupportedVersion { found } => write!(
                 f,
-                "model file format version {found} is not supported (this build reads version {VERSION}); export with a matching host-trainer"
+                "model file format version {found} is not supported (this build reads versions {VERSION_F32} and {VERSION}); export with a matching host-trainer"
             ),
             ModelFileError::BadHeaderLength { found } => write!(
                 f,
@@ -385,8 +482,11 @@ pub struct ModelParts<'a> {
     pub norm_offset: &'a [f32],
     /// Normalization scale. Shape: `[D]`.
     pub norm_scale: &'a [f32],
-    /// Parameters in the core's flat layout. Shape: `[num_params]`.
+    /// Parameters in the core's flat layout. Shape: `[num_params]` (f32 files); empty with
+    /// `quant`.
     pub params: &'a [f32],
+    /// The int8 parameters of a version-2 file instead of `params`.
+    pub quant: Option<QuantParts<'a>>,
 }
 
 /// Little-endian f32 values decoded on the fly from a byte slice (no alignment needed).
@@ -433,7 +533,10 @@ pub struct ModelFile<'a> {
     threshold: Option<Threshold>,
     offset: &'a [u8],
     scale: &'a [u8],
+    /// f32 parameters (version 1), empty in an int8 file.
     params: &'a [u8],
+    /// int8 parameters (version 2): input scales, scales, biases (f32 bytes), weights.
+    quant: Option<[&'a [u8]; 4]>,
     crc: u32,
 }
 
@@ -572,7 +675,7 @@ impl<'a> ModelFile<'a> {
             return Err(short);
         };
         let version = u16::from_le_bytes([v0, v1]);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_F32 {
             return Err(ModelFileError::UnsupportedVersion { found: version });
         }
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
@@ -629,8 +732,23 @@ impl<'a> ModelFile<'a> {
                 "the parameter count does not match the dimensions",
             ));
         }
+        let format = match (version, h.format) {
+            (VERSION_F32, 0) => Format::F32,
+            (VERSION, 1) => Format::Int8,
+            (_, code) => {
+                return Err(ModelFileError::BadField {
+                    what: "parameter format (version 1: 0 f32; version 2: 1 int8)",
+                    value: code.into(),
+                });
+            }
+        };
+        let q = QuantLayout::new(&config);
         // In u64: 4·P may not fit a 32-bit usize for the largest valid configurations.
-        if body_len as u64 != 8 * d as u64 + 4 * p as u64 {
+        let params_len = match format {
+            Format::F32 => 4 * p as u64,
+            Format::Int8 => q.bytes() as u64,
+        };
+        if body_len as u64 != 8 * d as u64 + params_len {
             return Err(ModelFileError::Inconsistent(
                 "the file length does not match the dimensions",
             ));
@@ -691,7 +809,7 @@ impl<'a> ModelFile<'a> {
         let body = contents.get(usize::from(header_len)..).unwrap_or_default();
         let (offset, rest) = body.split_at_checked(4 * d).unwrap_or_default();
         let (scale, params) = rest.split_at_checked(4 * d).unwrap_or_default();
-        if params.len() != 4 * p {
+        if params.len() as u64 != params_len {
             // Unreachable after the length check above; kept so no input can panic.
             return Err(ModelFileError::Inconsistent(
                 "the file length does not match the dimensions",
@@ -699,7 +817,28 @@ impl<'a> ModelFile<'a> {
         }
         check_finite("normalization offset", offset)?;
         check_finite("normalization scale", scale)?;
-        check_finite("params", params)?;
+        let (params, quant) = match format {
+            Format::F32 => {
+                check_finite("params", params)?;
+                (params, None)
+            }
+            Format::Int8 => {
+                let (is, rest) = params.split_at_checked(4 * q.layers).unwrap_or_default();
+                let (sc, rest) = rest.split_at_checked(4 * q.outputs).unwrap_or_default();
+                let (bi, w) = rest.split_at_checked(4 * q.outputs).unwrap_or_default();
+                check_finite("int8 input scales", is)?;
+                check_finite("int8 scales", sc)?;
+                check_finite("int8 biases", bi)?;
+                if let Some(index) = F32s::new(is).position(|v| v <= 0.0) {
+                    return Err(ModelFileError::NonFinite {
+                        what: "int8 input scale (must be > 0)",
+                        index,
+                    });
+                }
+                check_int8_weights(&config, w)?;
+                (&params[..0], Some([is, sc, bi, w]))
+            }
+        };
         Ok(ModelFile {
             config,
             window,
@@ -708,6 +847,7 @@ impl<'a> ModelFile<'a> {
             offset,
             scale,
             params,
+            quant,
             crc: computed,
         })
     }
@@ -845,6 +985,24 @@ impl<'a> ModelFile<'a> {
         Some((in_place(self.offset)?, in_place(self.scale)?))
     }
 
+    /// How the parameters are stored: f32 (version 1) or int8 (version 2).
+    pub fn format(&self) -> Format {
+        if self.quant.is_some() {
+            Format::Int8
+        } else {
+            Format::F32
+        }
+    }
+
+    /// The int8 model in place, without a copy, when the file is int8 and the image is 4-byte
+    /// aligned on a little-endian target; `None` otherwise. (Parsing checked every value, so
+    /// building the [`QuantVae`] cannot fail here.)
+    pub fn quant_in_place(&self) -> Option<QuantVae<'a>> {
+        let [is, sc, bi, w] = self.quant?;
+        let w: &[i8] = bytemuck::cast_slice(w);
+        QuantVae::new(self.config, w, in_place(sc)?, in_place(bi)?, in_place(is)?).ok()
+    }
+
     /// CRC-32 of the file, a fingerprint to log which model a device runs.
     pub fn crc(&self) -> u32 {
         self.crc
@@ -879,8 +1037,13 @@ impl<'a> ModelFile<'a> {
         Ok(())
     }
 
-    /// Copies the parameters into `out [num_params]`.
+    /// Copies the parameters into `out [num_params]` (f32 files; an int8 file has none).
     pub fn copy_params(&self, out: &mut [f32]) -> Result<(), ModelFileError> {
+        if self.quant.is_some() {
+            return Err(ModelFileError::Inconsistent(
+                "an int8 model file has no f32 parameters",
+            ));
+        }
         let p = self.config.num_params();
         if out.len() != p {
             return Err(ModelFileError::LengthMismatch {
@@ -904,10 +1067,12 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
     let cfg = &model.config;
     cfg.validate()?;
     let (d, p) = (cfg.input, cfg.num_params());
+    let q = QuantLayout::new(cfg);
+    let f32_params = if model.quant.is_some() { 0 } else { p };
     for (what, expected, actual) in [
         ("normalization offset", d, model.norm_offset.len()),
         ("normalization scale", d, model.norm_scale.len()),
-        ("params", p, model.params.len()),
+        ("params", f32_params, model.params.len()),
     ] {
         if expected != actual {
             return Err(ModelFileError::LengthMismatch {
@@ -920,6 +1085,32 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
     check_finite_f32("normalization offset", model.norm_offset)?;
     check_finite_f32("normalization scale", model.norm_scale)?;
     check_finite_f32("params", model.params)?;
+    if let Some(qp) = &model.quant {
+        for (what, expected, actual) in [
+            ("int8 weights", q.weights, qp.weights.len()),
+            ("int8 scales", q.outputs, qp.scales.len()),
+            ("int8 biases", q.outputs, qp.biases.len()),
+            ("int8 input scales", q.layers, qp.input_scales.len()),
+        ] {
+            if expected != actual {
+                return Err(ModelFileError::LengthMismatch {
+                    what,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        check_finite_f32("int8 input scales", qp.input_scales)?;
+        check_finite_f32("int8 scales", qp.scales)?;
+        check_finite_f32("int8 biases", qp.biases)?;
+        if let Some(index) = qp.input_scales.iter().position(|v| *v <= 0.0) {
+            return Err(ModelFileError::NonFinite {
+                what: "int8 input scale (must be > 0)",
+                index,
+            });
+        }
+        check_int8_weights(cfg, bytemuck::cast_slice(qp.weights))?;
+    }
     check_score(model.score)?;
     if let Some(w) = &model.window {
         check_window(w, d)?;
@@ -936,7 +1127,11 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
     if let Some(t) = &model.threshold {
         check_threshold(t)?;
     }
-    let n = file_len(cfg);
+    let n = if model.quant.is_some() {
+        file_len_int8(cfg)
+    } else {
+        file_len(cfg)
+    };
     let Ok(n32) = u32::try_from(n) else {
         return Err(ModelFileError::OutOfRange {
             what: "file length (above 4 GiB)",
@@ -963,7 +1158,11 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
     let t = model.threshold;
     let h = RawHeader {
         magic: MAGIC,
-        version: VERSION,
+        version: if model.quant.is_some() {
+            VERSION
+        } else {
+            VERSION_F32
+        },
         header_len: HEADER_LEN as u16,
         file_len: n32,
         flags: if w.is_some() { FLAG_WINDOW } else { 0 }
@@ -1003,7 +1202,8 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
         channels: w.map_or(0, |w| w.channels as u32),
         sample_rate: w.map_or(0, |w| w.sample_rate_hz.to_bits()),
         score: code,
-        reserved: [0; 3],
+        format: u8::from(model.quant.is_some()),
+        reserved: [0; 2],
         score_samples: samples as u32,
         threshold: t.map_or(0, |t| t.value.to_bits()),
         false_alarm_rate: t.map_or(0, |t| t.false_alarm_rate.to_bits()),
@@ -1012,13 +1212,24 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
 
     let (header, rest) = out.split_at_mut(HEADER_LEN);
     header.copy_from_slice(bytemuck::bytes_of(&h));
+    let (a, b, c, w): (&[f32], &[f32], &[f32], &[i8]) = match &model.quant {
+        None => (model.params, &[], &[], &[]),
+        Some(qp) => (qp.input_scales, qp.scales, qp.biases, qp.weights),
+    };
     let floats = model
         .norm_offset
         .iter()
         .chain(model.norm_scale)
-        .chain(model.params);
-    for (dst, v) in rest.chunks_exact_mut(4).zip(floats) {
+        .chain(a)
+        .chain(b)
+        .chain(c);
+    let n_floats = 2 * d + a.len() + b.len() + c.len();
+    let (fl, wb) = rest.split_at_mut(4 * n_floats);
+    for (dst, v) in fl.chunks_exact_mut(4).zip(floats) {
         dst.copy_from_slice(&v.to_le_bytes());
+    }
+    for (dst, v) in wb.iter_mut().zip(w) {
+        *dst = *v as u8;
     }
     let crc = CRC32.checksum(&out[..n - CRC_LEN]);
     out[n - CRC_LEN..].copy_from_slice(&crc.to_le_bytes());
@@ -1115,6 +1326,7 @@ mod tests {
                 norm_offset: &self.offset,
                 norm_scale: &self.scale,
                 params: &self.params,
+                quant: None,
             }
         }
         fn bytes(&self) -> Vec<u8> {
@@ -1233,8 +1445,8 @@ mod tests {
         b[0] = b'X';
         assert_eq!(parse(&b), ModelFileError::BadMagic { found: *b"XAEM" });
         let mut b = good.clone();
-        b[4] = 2;
-        assert_eq!(parse(&b), ModelFileError::UnsupportedVersion { found: 2 });
+        b[4] = 3;
+        assert_eq!(parse(&b), ModelFileError::UnsupportedVersion { found: 3 });
         let mut b = good.clone();
         b[6] = 86;
         assert_eq!(parse(&b), ModelFileError::BadHeaderLength { found: 86 });
@@ -1320,10 +1532,25 @@ mod tests {
             }
         );
         assert_eq!(
-            with(73, &[1]),
+            with(74, &[1]),
             ModelFileError::BadField {
                 what: "reserved",
                 value: 1
+            }
+        );
+        // A version-1 file must say f32; int8 parameters need version 2 (and its length).
+        assert_eq!(
+            with(73, &[1]),
+            ModelFileError::BadField {
+                what: "parameter format (version 1: 0 f32; version 2: 1 int8)",
+                value: 1
+            }
+        );
+        assert_eq!(
+            with(4, &2u16.to_le_bytes()),
+            ModelFileError::BadField {
+                what: "parameter format (version 1: 0 f32; version 2: 1 int8)",
+                value: 0
             }
         );
         // Flag cleared but fields left set: refused, so each model has one image.
@@ -1353,6 +1580,157 @@ mod tests {
         let f = ModelFile::parse(&longer).unwrap();
         assert_eq!(bits(f.params()), bits(m.params));
         assert_eq!(bits(f.normalization_scale()), bits(m.scale));
+    }
+
+    /// An int8 image of `Owned::new(cfg, seed)`'s model (quantized with calibration maxima of
+    /// 1), with its buffers.
+    /// An image and its buffers: weights, scales, biases, input scales.
+    type Int8Image = (Vec<u8>, Vec<i8>, Vec<f32>, Vec<f32>, Vec<f32>);
+
+    fn int8_image(cfg: VaeConfig, seed: u32) -> Int8Image {
+        let m = Owned::new(cfg, seed);
+        let q = QuantLayout::new(&cfg);
+        let params: Vec<f32> = m.params.iter().map(|p| p.clamp(-4.0, 4.0)).collect();
+        let (mut w, mut sc, mut bi, mut is) = (
+            vec![0i8; q.weights],
+            vec![0f32; q.outputs],
+            vec![0f32; q.outputs],
+            vec![0f32; q.layers],
+        );
+        quant::quantize(
+            &cfg,
+            &params,
+            &vec![1.0; q.layers],
+            &mut w,
+            &mut sc,
+            &mut bi,
+            &mut is,
+        )
+        .unwrap();
+        let parts = ModelParts {
+            params: &[],
+            quant: Some(QuantParts {
+                weights: &w,
+                scales: &sc,
+                biases: &bi,
+                input_scales: &is,
+            }),
+            ..m.parts()
+        };
+        let mut out = vec![0u8; file_len_int8(&cfg)];
+        assert_eq!(write(&mut out, &parts), Ok(out.len()));
+        (out, w, sc, bi, is)
+    }
+
+    /// Version 2 (int8): written, parsed, used in place with the same values and the same
+    /// score as the buffers it was written from; its errors are named.
+    #[test]
+    fn int8_files_round_trip_and_refuse_bad_values() {
+        let (image, w, sc, bi, is) = int8_image(SENSOR, 5);
+        assert_eq!(u16::from_le_bytes([image[4], image[5]]), VERSION);
+        let aligned: Vec<u32> = image
+            .chunks(4)
+            .map(|c| {
+                let mut b = [0u8; 4];
+                b[..c.len()].copy_from_slice(c);
+                u32::from_ne_bytes(b)
+            })
+            .collect();
+        let bytes = &bytemuck::cast_slice::<u32, u8>(&aligned)[..image.len()];
+        let f = ModelFile::parse(bytes).unwrap();
+        assert_eq!(f.format(), Format::Int8);
+        assert!(f.params_in_place().unwrap().is_empty());
+        assert!(f.copy_params(&mut [0.0; 1]).is_err());
+        let q = f.quant_in_place().unwrap();
+        let r = QuantVae::new(SENSOR, &w, &sc, &bi, &is).unwrap();
+        let (nf, np) = quant::scratch_len(&SENSOR);
+        let x = [0.3f32, -0.2, 0.9, 0.0, -1.0, 0.5];
+        let score = |v: &QuantVae<'_>| {
+            let (mut f32s, mut pairs, mut head) = (vec![0f32; nf], vec![0u32; np], [0f32; 4]);
+            v.score_neg_elbo_at_mean(&crate::Portable, &x, &mut f32s, &mut pairs, &mut head)
+                .unwrap()
+                .to_bits()
+        };
+        assert_eq!(score(&q), score(&r));
+        // An f32 file of the same model is version 1, as before.
+        let f32_file = Owned::new(SENSOR, 5).bytes();
+        assert_eq!(u16::from_le_bytes([f32_file[4], f32_file[5]]), VERSION_F32);
+        assert_eq!(ModelFile::parse(&f32_file).unwrap().format(), Format::F32);
+
+        let layout = QuantLayout::new(&SENSOR);
+        let weights_at = image.len() - 4 - layout.weights;
+        let with = |at: usize, patch: &[u8]| {
+            let mut b = image.clone();
+            b[at..at + patch.len()].copy_from_slice(patch);
+            fix_crc(&mut b);
+            ModelFile::parse(&b).unwrap_err()
+        };
+        // Layer 0 (6 inputs padded to 8, 5 rows padded to 8): row 1, input 0 is an odd-row
+        // byte (two's complement); row 0, input 6 is padding (offset binary, 0x80 for 0).
+        let (odd, _) = quant::stored_at(1, 0, 8);
+        assert!(matches!(
+            with(weights_at + odd, &[0x80]),
+            ModelFileError::BadField { .. }
+        ));
+        let (pad, offset) = quant::stored_at(0, 6, 8);
+        assert!(offset);
+        assert_eq!(image[weights_at + pad], 0x80);
+        assert!(matches!(
+            with(weights_at + pad, &[0x81]),
+            ModelFileError::BadField { .. }
+        ));
+        let scales_at = 88 + 8 * 6;
+        assert_eq!(
+            with(scales_at + 4, &0f32.to_le_bytes()),
+            ModelFileError::NonFinite {
+                what: "int8 input scale (must be > 0)",
+                index: 1
+            }
+        );
+        assert_eq!(
+            with(scales_at, &f32::INFINITY.to_le_bytes()),
+            ModelFileError::NonFinite {
+                what: "int8 input scales",
+                index: 0
+            }
+        );
+        // The writer refuses what the parser would.
+        let mut bad = w.clone();
+        bad[odd] = -128;
+        let m = Owned::new(SENSOR, 5);
+        let parts = ModelParts {
+            params: &[],
+            quant: Some(QuantParts {
+                weights: &bad,
+                scales: &sc,
+                biases: &bi,
+                input_scales: &is,
+            }),
+            ..m.parts()
+        };
+        assert!(write(&mut vec![0u8; image.len()], &parts).is_err());
+        let parts = ModelParts {
+            quant: Some(QuantParts {
+                weights: &w,
+                scales: &sc,
+                biases: &bi,
+                input_scales: &is,
+            }),
+            ..m.parts()
+        };
+        assert!(matches!(
+            write(&mut vec![0u8; image.len()], &parts),
+            Err(ModelFileError::LengthMismatch { what: "params", .. })
+        ));
+        // Every byte flipped to every value, CRC fixed: no panic; only the value checks decide.
+        for at in 0..image.len() - 4 {
+            for v in [0u8, 1, 0x7f, 0x80, 0x81, 0xff] {
+                let mut b = image.clone();
+                b[at] = v;
+                fix_crc(&mut b);
+                let _ = ModelFile::parse(&b);
+            }
+        }
     }
 
     #[test]

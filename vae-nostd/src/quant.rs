@@ -123,7 +123,6 @@ impl QuantLayout {
 #[derive(Clone, Copy, Debug)]
 pub struct QuantVae<'q> {
     cfg: VaeConfig,
-    layout: QuantLayout,
     weights: &'q [i8],
     /// `s_w[o] · s_x` per output.
     scales: &'q [f32],
@@ -279,7 +278,6 @@ impl<'q> QuantVae<'q> {
         }
         Ok(QuantVae {
             cfg,
-            layout,
             weights,
             scales,
             biases,
@@ -290,6 +288,11 @@ impl<'q> QuantVae<'q> {
     /// The configuration.
     pub fn config(&self) -> &VaeConfig {
         &self.cfg
+    }
+
+    /// The f32 biases of every layer, in forward order (the decoder output layer's last).
+    pub fn biases(&self) -> &'q [f32] {
+        self.biases
     }
 
     /// Layer `l` on `inp [in]` into `out [out]`: quantize the input (into the pairs
@@ -303,7 +306,7 @@ impl<'q> QuantVae<'q> {
         x: &mut [u32],
         out: &mut [f32],
     ) {
-        let (n_in, n_out, w0, o0) = self.layout.shape[l];
+        let (n_in, n_out, w0, o0) = self.shape(l);
         let k = padded(n_in);
         let inv = 1.0 / self.input_scales[l];
         let mut sum = 0i32;
@@ -331,6 +334,25 @@ impl<'q> QuantVae<'q> {
                 out[r0 + j] = self.scales[o] * *a as f32 + self.biases[o];
             }
         }
+    }
+
+    /// Layer `l`'s (input dim, output dim, weight offset, output offset) of
+    /// [`QuantLayout::shape`], derived from the configuration on each call (a few steps per
+    /// layer), so that the model, which firmware passes by value, carries no layout table.
+    fn shape(&self, l: usize) -> (usize, usize, usize, usize) {
+        let (mut w, mut o, mut n) = (0, 0, 0);
+        for net in [Net::Encoder, Net::Decoder] {
+            for i in 0..self.cfg.num_layers(net) {
+                let s = self.cfg.layer(net, i);
+                if n == l {
+                    return (s.inp, s.out, w, o);
+                }
+                w += padded(s.inp) * padded_rows(s.out);
+                o += s.out;
+                n += 1;
+            }
+        }
+        (0, 0, w, o)
     }
 
     fn activate(&self, x: &mut [f32]) {
@@ -379,7 +401,7 @@ impl<'q> QuantVae<'q> {
             } else {
                 (&*b, &mut *a)
             };
-            let n_out = self.layout.shape[l].1;
+            let n_out = self.shape(l).1;
             if l + 1 < enc {
                 self.layer(kernel, l, src, pairs, dst);
                 self.activate(&mut dst[..n_out]);
@@ -400,7 +422,7 @@ impl<'q> QuantVae<'q> {
             } else {
                 (&*b, &mut *a)
             };
-            let n_out = self.layout.shape[l].1;
+            let n_out = self.shape(l).1;
             self.layer(kernel, l, src, pairs, dst);
             if j + 1 < dec {
                 self.activate(&mut dst[..n_out]);

@@ -26,7 +26,25 @@ fn main() {
     std::process::exit(2);
 }
 
-#[cfg(target_os = "none")]
+/// With the int8 built-in model there is no adaptation to show (it trains f32 decoder biases):
+/// the program says so and fails.
+#[cfg(all(target_os = "none", feature = "int8-model"))]
+mod app {
+    use cortex_m_rt::entry;
+    use panic_semihosting as _;
+
+    #[entry]
+    fn main() -> ! {
+        cortex_m_semihosting::hprintln!(
+            "qemu_adapt needs the f32 default model: build it without the int8-model feature"
+        );
+        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+        #[allow(clippy::empty_loop)]
+        loop {}
+    }
+}
+
+#[cfg(all(target_os = "none", not(feature = "int8-model")))]
 mod app {
     use cortex_m_rt::entry;
     use cortex_m_semihosting::debug;

@@ -19,9 +19,15 @@ mod app {
     use panic_semihosting as _;
     use static_cell::{ConstStaticCell, StaticCell};
 
+    /// The built-in model file (f32, or int8 with the `int8-model` feature).
+    #[cfg(not(feature = "int8-model"))]
+    const FILE: &[u8; model::MODEL_LEN] = include_bytes!("../../models/default.vaem");
+    #[cfg(feature = "int8-model")]
+    const FILE: &[u8; model::MODEL_LEN] = include_bytes!("../../models/default-int8.vaem");
+
     /// The default model with bit 6 of byte 2000 (a parameter) flipped: the CRC no longer matches.
     static CORRUPT: Aligned<[u8; model::MODEL_LEN]> = {
-        let mut b = *include_bytes!("../../models/default.vaem");
+        let mut b = *FILE;
         b[2000] ^= 0x40;
         Aligned(b)
     };

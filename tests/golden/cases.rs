@@ -19,6 +19,9 @@
 //!   `vae_sim::Simulator` (seed 4, an injected bearing, imbalance and looseness episode
 //!   at windows 5, 9 and 13): μ, log σ², and every score kind (−ELBO at μ; sampled −ELBO,
 //!   −log p̂(x) and reconstruction probability with a fixed-seed `Pcg32` per window);
+//! * the same 16 windows through the int8 default model (`firmware/models/default-int8.vaem`,
+//!   `vae_nostd::quant`; its CRC first): μ, log σ² and −ELBO at z = μ from the integer
+//!   layers, with the kernel's `IntGemv` (the device's `SMLAD` assembly on its second run);
 //! * estimators A, B and IW on a small 6-5-2 Bernoulli model with a given ε (objective, KL,
 //!   reconstruction as `f64` bits);
 //! * a short training run: 5 Adagrad steps of estimator B with drawn ε; every parameter after
@@ -27,6 +30,7 @@
 use rand_core::SeedableRng;
 use rand_pcg::Pcg32;
 use vae_nostd::modelfile::ModelFile;
+use vae_nostd::quant::{self, IntGemv};
 use vae_nostd::{
     Activation, Adagrad, Error, Estimator, Gemm, Init, Likelihood, Objective, Optimizer, Portable,
     ScoreKind, Vae, VaeConfig, Workspace, init_params,
@@ -113,7 +117,7 @@ pub fn run(sink: &mut impl Sink) -> Result<(), Error> {
 }
 
 /// Runs every case, in a fixed order, with `kernel` for every matrix product.
-pub fn run_with<K: Gemm<f32>>(kernel: &K, sink: &mut impl Sink) -> Result<(), Error> {
+pub fn run_with<K: Gemm<f32> + IntGemv>(kernel: &K, sink: &mut impl Sink) -> Result<(), Error> {
     transcendentals(sink);
     sensor(kernel, sink)?;
     estimators(kernel, sink)?;
@@ -142,7 +146,32 @@ const MODEL: &[u8] = include_bytes!("../../firmware/models/default.vaem");
 /// Parameter buffer capacity (the default model has 77 456).
 const MAX_PARAMS: usize = 80_000;
 
-fn sensor<K: Gemm<f32>>(kernel: &K, sink: &mut impl Sink) -> Result<(), Error> {
+/// The int8 default model (`host-trainer export --int8`; see `firmware/models/`).
+const INT8_MODEL: &[u8] = include_bytes!("../../firmware/models/default-int8.vaem");
+/// Bytes of the aligned copy the int8 model is used from in place.
+const INT8_CAP: usize = 84_000;
+
+/// 4-byte aligned bytes (the int8 model's f32 sections and the `SMLAD` kernel's loads).
+#[repr(C, align(4))]
+struct Aligned4([u8; INT8_CAP]);
+
+fn sensor<K: Gemm<f32> + IntGemv>(kernel: &K, sink: &mut impl Sink) -> Result<(), Error> {
+    let mut int8_image = Aligned4([0; INT8_CAP]);
+    let int8_bytes = int8_image
+        .0
+        .get_mut(..INT8_MODEL.len())
+        .ok_or(Error::InvalidConfig(
+            "default-int8.vaem is larger than INT8_CAP",
+        ))?;
+    int8_bytes.copy_from_slice(INT8_MODEL);
+    let int8_file =
+        ModelFile::parse(int8_bytes).map_err(|_| Error::InvalidConfig("default-int8.vaem"))?;
+    let q = int8_file
+        .quant_in_place()
+        .ok_or(Error::InvalidConfig("default-int8.vaem is not int8"))?;
+    const QS: (usize, usize) = quant::scratch_len(&SENSOR);
+    let (mut q_f32, mut q_pairs, mut q_head) =
+        ([0f32; QS.0], [0u32; QS.1], [0f32; 2 * SENSOR.latent]);
     let file = ModelFile::parse(MODEL).map_err(|_| Error::InvalidConfig("default.vaem"))?;
     let cfg = file.config();
     if cfg.input != SENSOR.input || cfg.latent != SENSOR.latent || cfg.num_params() > MAX_PARAMS {
@@ -151,6 +180,7 @@ fn sensor<K: Gemm<f32>>(kernel: &K, sink: &mut impl Sink) -> Result<(), Error> {
         ));
     }
     sink.emit("model_crc", 0, Value::U32(file.crc()));
+    sink.emit("int8_model_crc", 0, Value::U32(int8_file.crc()));
     let mut params = [0f32; MAX_PARAMS];
     let params = &mut params[..cfg.num_params()];
     file.copy_params(params)
@@ -210,6 +240,12 @@ fn sensor<K: Gemm<f32>>(kernel: &K, sink: &mut impl Sink) -> Result<(), Error> {
             vae.score(kernel, &x, 1, kind, &mut rng, &mut ws, &mut s)?;
             sink.emit(name, w, Value::F32(s[0]));
         }
+        // The int8 model on the same window (same normalization: the export keeps it).
+        let s = q.score_neg_elbo_at_mean(kernel, &x, &mut q_f32, &mut q_pairs, &mut q_head)?;
+        for (j, v) in q_head.iter().enumerate() {
+            sink.emit("int8_head", w * 2 * z + j, Value::F32(*v));
+        }
+        sink.emit("int8_score_neg_elbo_at_mean", w, Value::F32(s));
     }
     Ok(())
 }

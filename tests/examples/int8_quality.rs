@@ -1,5 +1,6 @@
-//! Float against int8 (issue 11): the committed default model and its post-training
-//! quantization (`vae_nostd::quant`, calibrated on the default job's training windows), scored
+//! Float against int8 (issue 11): the committed default model and its committed int8 export
+//! (`firmware/models/default-int8.vaem`: `vae_nostd::quant`, calibrated on the default job's
+//! training windows), scored
 //! with −ELBO at z = μ on the default job's synthetic splits at the default anomaly severity and
 //! at 0.3 (subtle anomalies): ROC AUC, and the false-alarm rate on the test windows at each
 //! model's own threshold, calibrated on the validation split's normal windows with the
@@ -15,6 +16,9 @@ use vae_nostd::quant::{self, QuantLayout, QuantVae};
 use vae_nostd::{Portable, ScoreKind, Vae, Workspace};
 
 const MODEL: &[u8] = include_bytes!("../../firmware/models/default.vaem");
+static INT8_ALIGNED: &firmware::Aligned<[u8]> =
+    &firmware::Aligned(*include_bytes!("../../firmware/models/default-int8.vaem"));
+const INT8: &[u8] = include_bytes!("../../firmware/models/default-int8.vaem");
 
 fn main() {
     let f = ModelFile::parse(MODEL).unwrap();
@@ -34,30 +38,21 @@ fn main() {
     let (nf, ni) = quant::scratch_len(&cfg);
     let mut f32s = vec![0f32; nf];
     let mut pairs = vec![0u32; ni];
-    // Calibrate on the training windows (the data the export will have).
-    let base = synthetic_splits(&SyntheticOptions::default());
-    let train = norm(&base.train.x);
-    let mut absmax = vec![0f32; layout.layers];
-    for x in train.chunks_exact(d) {
-        quant::observe_layer_inputs(&cfg, &p, x, &mut f32s, &mut absmax).unwrap();
-    }
-    let mut w = vec![0i8; layout.weights];
-    let (mut qs, mut qb, mut is) = (
-        vec![0f32; layout.outputs],
-        vec![0f32; layout.outputs],
-        vec![0f32; layout.layers],
-    );
-    quant::quantize(&cfg, &p, &absmax, &mut w, &mut qs, &mut qb, &mut is).unwrap();
-    let q = QuantVae::new(cfg, &w, &qs, &qb, &is).unwrap();
-    let vae = Vae::new(cfg, &p).unwrap();
+    // The committed int8 model, as the firmware embeds it (used in place: an aligned copy).
+    let bytes = &INT8_ALIGNED.0;
+    let fq = ModelFile::parse(bytes).unwrap();
+    let q: QuantVae<'_> = fq.quant_in_place().unwrap();
     println!(
-        "model {} parameters: f32 {} B, int8 {} B ({:.1} %); layer input max |x| {:?}",
+        "model {} parameters: f32 file {} B, int8 file {} B ({:.1} %); parameters {} B and {} B ({:.1} %)",
         cfg.num_params(),
+        MODEL.len(),
+        INT8.len(),
+        100.0 * INT8.len() as f64 / MODEL.len() as f64,
         4 * cfg.num_params(),
         layout.bytes(),
         100.0 * layout.bytes() as f64 / (4 * cfg.num_params()) as f64,
-        absmax
     );
+    let vae = Vae::new(cfg, &p).unwrap();
     let mut buf = vec![0f32; cfg.workspace_len(1, 1)];
     let mut rng = rand_pcg::Pcg32::seed_from_u64(1);
     let mut score = |x: &[f32], int8: bool| -> f32 {

@@ -636,6 +636,45 @@ fn committed_model_is_reproduced_by_the_documented_command() {
         .replace("model.vaem", "default.vaem");
     let committed_rs = std::fs::read_to_string(root().join("firmware/models/default.rs")).unwrap();
     assert_eq!(rs, committed_rs, "firmware/models/default.rs is stale");
+    // The int8 default model: `export --int8` of that checkpoint (firmware/models/README.md).
+    let run = {
+        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "host-trainer",
+                "--",
+                "export",
+                "--int8",
+            ])
+            .arg("--checkpoint")
+            .arg(out.join("checkpoint.safetensors"))
+            .arg("--model")
+            .arg(out.join("model-int8.vaem"))
+            .arg("--rust")
+            .arg(out.join("model-int8.rs"))
+            .output()
+            .expect("run the host trainer's export")
+    };
+    assert!(
+        run.status.success(),
+        "host-trainer export --int8 failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let made = std::fs::read(out.join("model-int8.vaem")).unwrap();
+    let committed = std::fs::read(root().join("firmware/models/default-int8.vaem")).unwrap();
+    assert!(
+        made == committed,
+        "firmware/models/default-int8.vaem differs from `export --int8` of the default job's checkpoint; see firmware/models/README.md"
+    );
+    let rs = std::fs::read_to_string(out.join("model-int8.rs"))
+        .unwrap()
+        .replace("model-int8.vaem", "default-int8.vaem");
+    let committed_rs =
+        std::fs::read_to_string(root().join("firmware/models/default-int8.rs")).unwrap();
+    assert_eq!(rs, committed_rs, "firmware/models/default-int8.rs is stale");
 }
 
 /// The CSV's samples `(t, [x, y, z])`, parsed back (the header skipped; a `segment` column, if

@@ -54,6 +54,7 @@ def main():
             continue
         train_spec = case["train_spec"] + "&split=0.8,0.2,0"
         res = {k: [] for k in kinds}
+        fa = {}
         t0 = time.time()
         for seed in seeds:
             out = f"{a.out}/{name}/s{seed}"
@@ -73,11 +74,20 @@ def main():
                     sys.exit(1)
                 r = json.loads(p.stdout.strip().splitlines()[-1])
                 res[k].append(r["auc"])
+                # With --score-args=--calibrate: the false alarms on the test's normal windows
+                # at the threshold calibrated on the training file's validation split.
+                c = r.get("confusion")
+                if c:
+                    fa.setdefault(k, []).append((c["fp"], c["fp"] + c["tn"]))
                 if k == kinds[0] and seed == seeds[0]:
                     ours.setdefault(name, {})["rust_baselines"] = r["baselines"]
         ours.setdefault(name, {})["auc"] = res
+        if fa:
+            ours[name]["false_alarms"] = fa
         ours[name]["seconds"] = time.time() - t0
         line = " ".join(f"{k}={statistics.mean(v):.3f}" for k, v in res.items())
+        for k, v in fa.items():
+            line += f" false alarms {k}: " + ", ".join(f"{f}/{n}" for f, n in v)
         print(f"{name}: {line} ({ours[name]['seconds']:.1f} s)", file=sys.stderr, flush=True)
     if a.json:
         json.dump(ours, open(a.json, "w"), indent=1)

@@ -55,7 +55,7 @@
 //! The same header with version 2 and parameter format 1; the parameters are the post-training
 //! int8 quantization of [`crate::quant`] (its module docs give the scheme and the weights'
 //! storage order), `L` layers, `O` outputs and `W` stored weight bytes by
-//! [`QuantLayout`](crate::quant::QuantLayout) (`P` still counts the f32 model's parameters, to
+//! [`QuantLayout`] (`P` still counts the f32 model's parameters, to
 //! check the architecture):
 //!
 //! | offset | bytes | type | field |
@@ -111,7 +111,7 @@ use core::fmt;
 
 use crc::{CRC_32_ISO_HDLC, Crc, NoTable};
 
-use crate::quant::{self, QuantLayout, QuantVae};
+use crate::quant::{self, QuantLayout, QuantSizes, QuantVae};
 use crate::{Activation, Error, Likelihood, MAX_HIDDEN, ScoreKind, VaeConfig};
 
 /// The first four bytes of every model file.
@@ -224,7 +224,7 @@ pub const fn file_len(cfg: &VaeConfig) -> usize {
 /// Bytes of the int8 (version 2) model file for a valid `cfg`: `88 + 8·D + 4·L + 8·O + W + 4`
 /// ([`QuantLayout`]).
 pub const fn file_len_int8(cfg: &VaeConfig) -> usize {
-    let q = QuantLayout::new(cfg);
+    let q = QuantSizes::new(cfg);
     HEADER_LEN
         .saturating_add(cfg.input.saturating_mul(8))
         .saturating_add(q.bytes())
@@ -257,7 +257,8 @@ pub struct QuantParts<'a> {
 
 /// Checks stored int8 weights (`weights [layout.weights]` as bytes): every padding entry 0 and
 /// no value −128, so that every quantized model has one byte image and the kernels' bounds
-/// hold.
+/// hold. Not inlined: its layout table stays off the parser's frame (firmware start-up stack).
+#[inline(never)]
 fn check_int8_weights(cfg: &VaeConfig, bytes: &[u8]) -> Result<(), ModelFileError> {
     let layout = QuantLayout::new(cfg);
     if bytes.len() != layout.weights {
@@ -742,7 +743,7 @@ impl<'a> ModelFile<'a> {
                 });
             }
         };
-        let q = QuantLayout::new(&config);
+        let q = QuantSizes::new(&config);
         // In u64: 4·P may not fit a 32-bit usize for the largest valid configurations.
         let params_len = match format {
             Format::F32 => 4 * p as u64,
@@ -1067,7 +1068,7 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
     let cfg = &model.config;
     cfg.validate()?;
     let (d, p) = (cfg.input, cfg.num_params());
-    let q = QuantLayout::new(cfg);
+    let q = QuantSizes::new(cfg);
     let f32_params = if model.quant.is_some() { 0 } else { p };
     for (what, expected, actual) in [
         ("normalization offset", d, model.norm_offset.len()),

@@ -118,6 +118,49 @@ impl QuantLayout {
     }
 }
 
+/// The totals of a [`QuantLayout`] without its per-layer table (a few words: what a parser or a
+/// length check needs, on a small stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantSizes {
+    /// Dense layers.
+    pub layers: usize,
+    /// Outputs in all (scales and biases).
+    pub outputs: usize,
+    /// Stored i8 weights in all.
+    pub weights: usize,
+}
+
+impl QuantSizes {
+    /// The totals of `cfg`'s layers.
+    pub const fn new(cfg: &VaeConfig) -> Self {
+        let (mut n, mut w, mut o) = (0, 0, 0);
+        let nets = [Net::Encoder, Net::Decoder];
+        let mut k = 0;
+        while k < 2 {
+            let layers = cfg.num_layers(nets[k]);
+            let mut i = 0;
+            while i < layers {
+                let l = cfg.layer(nets[k], i);
+                w += padded(l.inp) * padded_rows(l.out);
+                o += l.out;
+                n += 1;
+                i += 1;
+            }
+            k += 1;
+        }
+        QuantSizes {
+            layers: n,
+            outputs: o,
+            weights: w,
+        }
+    }
+
+    /// Bytes of the quantized parameters ([`QuantLayout::bytes`]).
+    pub const fn bytes(&self) -> usize {
+        self.weights + 8 * self.outputs + 4 * self.layers
+    }
+}
+
 /// A quantized model: `cfg` with its layers' int8 weights, per-output scales and f32 biases,
 /// and each layer's input scale. Borrows its buffers (in flash on the device).
 #[derive(Clone, Copy, Debug)]
@@ -262,7 +305,7 @@ impl<'q> QuantVae<'q> {
         input_scales: &'q [f32],
     ) -> Result<Self, Error> {
         cfg.validate()?;
-        let layout = QuantLayout::new(&cfg);
+        let layout = QuantSizes::new(&cfg);
         check_len("quantized weights", layout.weights, weights.len())?;
         check_len("quantized scales", layout.outputs, scales.len())?;
         check_len("quantized biases", layout.outputs, biases.len())?;
@@ -738,6 +781,11 @@ mod tests {
         );
         let q = QuantLayout::new(&sensor);
         assert_eq!(q.bytes(), 82_064);
+        for (cfg, l) in [(CFG, QuantLayout::new(&CFG)), (sensor, q)] {
+            let t = QuantSizes::new(&cfg);
+            assert_eq!((t.layers, t.outputs, t.weights), (l.layers, l.outputs, l.weights));
+            assert_eq!(t.bytes(), l.bytes());
+        }
         assert_eq!(4 * sensor.num_params(), 309_824);
     }
 

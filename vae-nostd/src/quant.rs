@@ -783,7 +783,10 @@ mod tests {
         assert_eq!(q.bytes(), 82_064);
         for (cfg, l) in [(CFG, QuantLayout::new(&CFG)), (sensor, q)] {
             let t = QuantSizes::new(&cfg);
-            assert_eq!((t.layers, t.outputs, t.weights), (l.layers, l.outputs, l.weights));
+            assert_eq!(
+                (t.layers, t.outputs, t.weights),
+                (l.layers, l.outputs, l.weights)
+            );
             assert_eq!(t.bytes(), l.bytes());
         }
         assert_eq!(4 * sensor.num_params(), 309_824);

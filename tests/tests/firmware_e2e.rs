@@ -604,77 +604,66 @@ fn footprint_is_within_budget() {
     check_footprint("microbit", &dir.join("microbit"), "");
 }
 
-#[test]
-fn committed_model_is_reproduced_by_the_documented_command() {
-    let out = target_dir().join("default-model");
-    let _ = std::fs::remove_dir_all(&out);
+/// Runs the host trainer (release) with `args`; fails the test with its stderr if it fails.
+fn host_trainer(args: &[&std::ffi::OsStr]) {
     let run = {
         let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         cargo()
-            .args(["run", "--release", "-p", "host-trainer", "--", "--out"])
-            .arg(&out)
+            .args(["run", "--release", "-p", "host-trainer", "--"])
+            .args(args)
             .output()
             .expect("run the host trainer")
     };
     assert!(
         run.status.success(),
-        "host-trainer failed:\n{}",
+        "host-trainer {args:?} failed:\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let made = std::fs::read(out.join("model.vaem")).unwrap();
-    let committed = std::fs::read(root().join("firmware/models/default.vaem")).unwrap();
+}
+
+/// `dir/{made}.vaem` and `dir/{made}.rs` (the model file renamed as committed) equal
+/// `firmware/models/{committed}.vaem` and `.rs`.
+fn expect_committed_model(dir: &Path, made: &str, committed: &str) {
+    let bytes = std::fs::read(dir.join(format!("{made}.vaem"))).unwrap();
+    let want = std::fs::read(root().join(format!("firmware/models/{committed}.vaem"))).unwrap();
     assert!(
-        made == committed,
-        "firmware/models/default.vaem differs from what `cargo run -p host-trainer --release -- \
-         --out DIR` writes to DIR/model.vaem ({} vs {} bytes); see firmware/models/README.md",
-        committed.len(),
-        made.len()
+        bytes == want,
+        "firmware/models/{committed}.vaem differs from what its documented command writes to \
+         {made}.vaem ({} vs {} bytes); see firmware/models/README.md",
+        want.len(),
+        bytes.len()
     );
-    // The generated source, with the model file renamed as committed.
-    let rs = std::fs::read_to_string(out.join("model.rs"))
+    let rs = std::fs::read_to_string(dir.join(format!("{made}.rs")))
         .unwrap()
-        .replace("model.vaem", "default.vaem");
-    let committed_rs = std::fs::read_to_string(root().join("firmware/models/default.rs")).unwrap();
-    assert_eq!(rs, committed_rs, "firmware/models/default.rs is stale");
+        .replace(&format!("{made}.vaem"), &format!("{committed}.vaem"));
+    let want_rs =
+        std::fs::read_to_string(root().join(format!("firmware/models/{committed}.rs"))).unwrap();
+    assert_eq!(rs, want_rs, "firmware/models/{committed}.rs is stale");
+}
+
+#[test]
+fn committed_model_is_reproduced_by_the_documented_command() {
+    let out = target_dir().join("default-model");
+    let _ = std::fs::remove_dir_all(&out);
+    host_trainer(&["--out".as_ref(), out.as_os_str()]);
+    expect_committed_model(&out, "model", "default");
     // The int8 default model: `export --int8` of that checkpoint (firmware/models/README.md).
-    let run = {
-        let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-        cargo()
-            .args([
-                "run",
-                "--release",
-                "-p",
-                "host-trainer",
-                "--",
-                "export",
-                "--int8",
-            ])
-            .arg("--checkpoint")
-            .arg(out.join("checkpoint.safetensors"))
-            .arg("--model")
-            .arg(out.join("model-int8.vaem"))
-            .arg("--rust")
-            .arg(out.join("model-int8.rs"))
-            .output()
-            .expect("run the host trainer's export")
-    };
-    assert!(
-        run.status.success(),
-        "host-trainer export --int8 failed:\n{}",
-        String::from_utf8_lossy(&run.stderr)
+    let (ck, model, rust) = (
+        out.join("checkpoint.safetensors"),
+        out.join("model-int8.vaem"),
+        out.join("model-int8.rs"),
     );
-    let made = std::fs::read(out.join("model-int8.vaem")).unwrap();
-    let committed = std::fs::read(root().join("firmware/models/default-int8.vaem")).unwrap();
-    assert!(
-        made == committed,
-        "firmware/models/default-int8.vaem differs from `export --int8` of the default job's checkpoint; see firmware/models/README.md"
-    );
-    let rs = std::fs::read_to_string(out.join("model-int8.rs"))
-        .unwrap()
-        .replace("model-int8.vaem", "default-int8.vaem");
-    let committed_rs =
-        std::fs::read_to_string(root().join("firmware/models/default-int8.rs")).unwrap();
-    assert_eq!(rs, committed_rs, "firmware/models/default-int8.rs is stale");
+    host_trainer(&[
+        "export".as_ref(),
+        "--int8".as_ref(),
+        "--checkpoint".as_ref(),
+        ck.as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+        "--rust".as_ref(),
+        rust.as_os_str(),
+    ]);
+    expect_committed_model(&out, "model-int8", "default-int8");
 }
 
 /// The CSV's samples `(t, [x, y, z])`, parsed back (the header skipped; a `segment` column, if

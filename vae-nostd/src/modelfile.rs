@@ -1060,6 +1060,18 @@ impl<'a> ModelFile<'a> {
     }
 }
 
+/// The first `(what, expected, actual)` whose lengths differ, as an error.
+fn check_lengths(lengths: &[(&'static str, usize, usize)]) -> Result<(), ModelFileError> {
+    match lengths.iter().find(|(_, e, a)| e != a) {
+        Some(&(what, expected, actual)) => Err(ModelFileError::LengthMismatch {
+            what,
+            expected,
+            actual,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Writes `model` as a model file into the front of `out` and returns the bytes written
 /// ([`file_len`]). Refuses (leaving `out` untouched) anything [`ModelFile::parse`] would refuse:
 /// an invalid configuration, wrong slice lengths, NaN or ±∞, a window whose `len × channels`
@@ -1070,37 +1082,21 @@ pub fn write(out: &mut [u8], model: &ModelParts<'_>) -> Result<usize, ModelFileE
     let (d, p) = (cfg.input, cfg.num_params());
     let q = QuantSizes::new(cfg);
     let f32_params = if model.quant.is_some() { 0 } else { p };
-    for (what, expected, actual) in [
+    check_lengths(&[
         ("normalization offset", d, model.norm_offset.len()),
         ("normalization scale", d, model.norm_scale.len()),
         ("params", f32_params, model.params.len()),
-    ] {
-        if expected != actual {
-            return Err(ModelFileError::LengthMismatch {
-                what,
-                expected,
-                actual,
-            });
-        }
-    }
+    ])?;
     check_finite_f32("normalization offset", model.norm_offset)?;
     check_finite_f32("normalization scale", model.norm_scale)?;
     check_finite_f32("params", model.params)?;
     if let Some(qp) = &model.quant {
-        for (what, expected, actual) in [
+        check_lengths(&[
             ("int8 weights", q.weights, qp.weights.len()),
             ("int8 scales", q.outputs, qp.scales.len()),
             ("int8 biases", q.outputs, qp.biases.len()),
             ("int8 input scales", q.layers, qp.input_scales.len()),
-        ] {
-            if expected != actual {
-                return Err(ModelFileError::LengthMismatch {
-                    what,
-                    expected,
-                    actual,
-                });
-            }
-        }
+        ])?;
         check_finite_f32("int8 input scales", qp.input_scales)?;
         check_finite_f32("int8 scales", qp.scales)?;
         check_finite_f32("int8 biases", qp.biases)?;

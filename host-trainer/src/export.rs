@@ -81,10 +81,15 @@ impl fmt::Display for ExportSummary {
         }
         writeln!(
             f,
-            "model    {}, {}, {} parameters",
+            "model    {}, {}, {} parameters{}",
             arch(c),
             likelihood_name(c.likelihood),
-            c.num_params()
+            c.num_params(),
+            if self.int8 {
+                " as int8 (model file version 2)"
+            } else {
+                ""
+            }
         )?;
         if let Some(w) = &self.window {
             writeln!(

@@ -734,3 +734,79 @@ fn int8_scores_follow_the_f32_scores_and_leave_the_checkpoint_alone() {
         &["--int8", "neg-elbo-mean"],
     );
 }
+
+/// `export --int8`: a version-2 model file that parses as int8, its parameters under a third
+/// of the f32 file's, whose threshold is the int8 model's own (the f32 checkpoint's calibration re-run on
+/// int8 scores, so close to but not the f32 threshold); `--data` without `--int8` is refused.
+#[test]
+fn export_int8_writes_a_version_2_file_with_its_own_threshold() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "3", "--threads", "1"]);
+    let c = ckpt.to_str().unwrap();
+    ok(
+        dir,
+        &[
+            "score",
+            "--checkpoint",
+            c,
+            "--calibrate",
+            "--quiet",
+            "--csv",
+            "f.csv",
+        ],
+    );
+    ok(dir, &["export", "--checkpoint", c, "--model", "f32.vaem"]);
+    let out = ok(
+        dir,
+        &[
+            "export",
+            "--checkpoint",
+            c,
+            "--int8",
+            "--model",
+            "int8.vaem",
+        ],
+    );
+    assert!(out.contains("as int8 (model file version 2)"), "{out}");
+    let (f32_bytes, int8_bytes) = (
+        fs::read(dir.join("f32.vaem")).unwrap(),
+        fs::read(dir.join("int8.vaem")).unwrap(),
+    );
+    let (f, q) = (
+        ModelFile::parse(&f32_bytes).unwrap(),
+        ModelFile::parse(&int8_bytes).unwrap(),
+    );
+    assert_eq!(f.format(), vae_nostd::modelfile::Format::F32);
+    assert_eq!(q.format(), vae_nostd::modelfile::Format::Int8);
+    assert_eq!(q.config(), f.config());
+    // The parameter sections (the header and the f32 normalization are in both): a byte per
+    // weight plus 8 per output, a third at most for this small model (26.5 % for the default
+    // 192-128-8 model, checked in vae_nostd::quant and tests/tests/firmware_e2e.rs).
+    let p4 = 4 * f.config().num_params();
+    let shared = f32_bytes.len() - p4;
+    assert!(
+        (int8_bytes.len() - shared) * 3 < p4,
+        "int8 parameters {} B, f32 {p4} B",
+        int8_bytes.len() - shared
+    );
+    let (tf, tq) = (f.threshold().unwrap(), q.threshold().unwrap());
+    assert!(
+        tf != tq && (tf - tq).abs() <= 0.05 * tf.abs(),
+        "thresholds {tf} and {tq}"
+    );
+    assert_eq!(q.false_alarm_rate(), f.false_alarm_rate());
+    refused(
+        dir,
+        &[
+            "export",
+            "--checkpoint",
+            c,
+            "--data",
+            "synthetic",
+            "--model",
+            "x.vaem",
+        ],
+        &["--data", "--int8"],
+    );
+}

@@ -664,6 +664,19 @@ fn committed_model_is_reproduced_by_the_documented_command() {
         rust.as_os_str(),
     ]);
     expect_committed_model(&out, "model-int8", "default-int8");
+    // Issue 11: the int8 default model is at most 30 % of the f32 model's bytes.
+    let (f32_len, int8_len) = (
+        std::fs::metadata(root().join("firmware/models/default.vaem"))
+            .unwrap()
+            .len(),
+        std::fs::metadata(root().join("firmware/models/default-int8.vaem"))
+            .unwrap()
+            .len(),
+    );
+    assert!(
+        int8_len * 10 <= f32_len * 3,
+        "int8 {int8_len} B, f32 {f32_len} B"
+    );
 }
 
 /// The CSV's samples `(t, [x, y, z])`, parsed back (the header skipped; a `segment` column, if

@@ -598,16 +598,17 @@ struct Int8<'m> {
 }
 
 impl<'m> Int8<'m> {
-    /// The int8 model of `model` (an int8 file) with its scratch. Not inlined: its temporaries
-    /// stay out of the start-up frame of an f32 build.
+    /// The int8 model of `file` (an int8 file) with its scratch. Not inlined, and given the
+    /// file by value (a reference to the whole `Model` made the caller keep a copy of it): its
+    /// temporaries stay out of the start-up frame of an f32 build.
     #[inline(never)]
     fn new(
-        model: &Model<'m>,
+        file: ModelFile<'m>,
         pairs: &'m mut [u32; Q_PAIRS_LEN],
         head: &'m mut [f32; Q_HEAD_LEN],
     ) -> Result<Self, StartupError> {
         Ok(Int8 {
-            model: model.file.quant_in_place().ok_or(StartupError::Unaligned)?,
+            model: file.quant_in_place().ok_or(StartupError::Unaligned)?,
             pairs: &mut pairs[..],
             head: &mut head[..],
         })
@@ -649,15 +650,13 @@ impl<'m> App<'m> {
         let ws = Workspace::new(&CONFIG, 1, 1, &mut ws[..])?;
         // An int8 model: the integer path scores; the adaptation (which trains f32 decoder
         // biases through the f32 decoder) is off.
-        let quant = if model.int8 {
-            Some(Int8::new(&model, q_pairs, q_head)?)
+        let (quant, factory, adaptation) = if model.int8 {
+            let q = Int8::new(model.file, q_pairs, q_head)?;
+            let factory = factory_bias(q.model.biases());
+            (Some(q), factory, Adaptation::OFF)
         } else {
             Vae::new(CONFIG, model.params)?;
-            None
-        };
-        let (factory, adaptation) = match &quant {
-            Some(q) => (factory_bias(q.model.biases()), Adaptation::OFF),
-            None => (factory_bias(model.params), settings.adaptation),
+            (None, factory_bias(model.params), settings.adaptation)
         };
         let adapter = Adapter::new(adaptation, adapt, factory, model.scale, seed)?;
         let rate = settings

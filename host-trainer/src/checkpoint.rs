@@ -244,6 +244,7 @@ impl Checkpoint {
                 )));
             }
         }
+        check_meta(self.window.as_ref(), self.train.as_ref(), d)?;
         let empty = Vec::new();
         let state = self.train.as_ref().map_or(&empty, |t| &t.optim_state);
         if let Some(t) = &self.train {
@@ -388,14 +389,16 @@ impl Checkpoint {
             return Err(Kind::ExtraTensors(extra));
         }
 
+        let window = meta
+            .get(KEY_WINDOW)
+            .map(|s| from_json::<WindowMeta>(KEY_WINDOW, s))
+            .transpose()?;
+        check_meta(window.as_ref(), train.as_ref(), d)?;
         Ok(Checkpoint {
             spec,
             params,
             norm,
-            window: meta
-                .get(KEY_WINDOW)
-                .map(|s| from_json::<WindowMeta>(KEY_WINDOW, s))
-                .transpose()?,
+            window,
             calibration: meta
                 .get(KEY_CALIBRATION)
                 .map(|s| from_json::<Calibration>(KEY_CALIBRATION, s))
@@ -408,6 +411,54 @@ impl Checkpoint {
                 .unwrap_or(Value::Null),
         })
     }
+}
+
+/// Checks the metadata every command relies on (issue 12: these were accepted by everything but
+/// `export`): a window of at least one step, channel and hop whose `len × channels` is the
+/// input dimension `d`, at a finite positive rate; a known optimizer.
+fn check_meta(
+    window: Option<&WindowMeta>,
+    train: Option<&TrainState>,
+    d: usize,
+) -> Result<(), CheckpointErrorKind> {
+    if let Some(w) = window {
+        let reason = if w.len == 0 || w.hop == 0 || w.channels == 0 {
+            Some(format!(
+                "window length {}, hop {} and channels {} must all be at least 1",
+                w.len, w.hop, w.channels
+            ))
+        } else if w.len.checked_mul(w.channels) != Some(d) {
+            Some(format!(
+                "window {} steps × {} channels is not the input dimension {d}",
+                w.len, w.channels
+            ))
+        } else if !(w.sample_rate_hz.is_finite() && w.sample_rate_hz > 0.0) {
+            Some(format!(
+                "sample rate {} Hz is not a finite positive number",
+                w.sample_rate_hz
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Kind::Metadata {
+                key: KEY_WINDOW,
+                reason,
+            });
+        }
+    }
+    if let Some(t) = train
+        && !matches!(t.optimizer.as_str(), "adagrad" | "adam" | "sgd")
+    {
+        return Err(Kind::Metadata {
+            key: KEY_TRAIN,
+            reason: format!(
+                "optimizer `{}` is not one of adagrad, adam, sgd",
+                t.optimizer
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `[out, in]` for a weight, `[out]` for a bias.
@@ -1009,6 +1060,61 @@ mod tests {
             msg.contains("missing.safetensors") && !msg.contains('\n'),
             "{msg}"
         );
+    }
+
+    /// Issue 12: `vae.window` with length 0 or rate −1 and an unknown optimizer were accepted
+    /// by every command but `export`; now every load (and every save) refuses them by name.
+    #[test]
+    fn bad_window_and_optimizer_metadata_are_refused() {
+        let good = full().to_safetensors().unwrap();
+        let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&good[8..8 + n]).unwrap();
+        for (from, to, key, needle) in [
+            (r#"\"len\":3"#, r#"\"len\":0"#, KEY_WINDOW, "at least 1"),
+            (r#"\"hop\":1"#, r#"\"hop\":0"#, KEY_WINDOW, "at least 1"),
+            (
+                r#"\"len\":3"#,
+                r#"\"len\":4"#,
+                KEY_WINDOW,
+                "input dimension",
+            ),
+            ("52.5", "-1.0", KEY_WINDOW, "finite positive"),
+            (
+                r#"\"adam\""#,
+                r#"\"adax\""#,
+                KEY_TRAIN,
+                "adagrad, adam, sgd",
+            ),
+        ] {
+            assert!(header.contains(from), "{from} not in {header}");
+            // Same length, so the header length field stays right.
+            assert_eq!(from.len(), to.len());
+            let mut bad = good[..8].to_vec();
+            bad.extend_from_slice(header.replacen(from, to, 1).as_bytes());
+            bad.extend_from_slice(&good[8 + n..]);
+            match Checkpoint::from_safetensors(&bad, None) {
+                Err(Kind::Metadata { key: k, reason }) => {
+                    assert_eq!(k, key, "{to}");
+                    assert!(reason.contains(needle), "{to}: {reason}");
+                }
+                other => panic!("{to}: {other:?}"),
+            }
+        }
+        let mut c = full();
+        c.window.as_mut().unwrap().sample_rate_hz = f32::NAN;
+        assert!(matches!(
+            c.to_safetensors(),
+            Err(Kind::Metadata {
+                key: KEY_WINDOW,
+                ..
+            })
+        ));
+        let mut c = full();
+        c.train.as_mut().unwrap().optimizer = "bogus".into();
+        assert!(matches!(
+            c.to_safetensors(),
+            Err(Kind::Metadata { key: KEY_TRAIN, .. })
+        ));
     }
 
     #[test]

@@ -42,7 +42,7 @@
 //! | 72 | 1 | u8 | score: 0 −ELBO at z = μ, 1 −ELBO sampled, 2 −log p̂(x), 3 reconstruction probability ([`ScoreKind`]) |
 //! | 73 | 1 | u8 | parameter format: 0 f32 (version 1), 1 int8 (version 2, below) |
 //! | 74 | 2 | — | reserved, 0 |
-//! | 76 | 4 | u32 | score samples: 0 for −ELBO at μ, ≥ 1 for the others |
+//! | 76 | 4 | u32 | score samples: 0 for −ELBO at μ, 1 to [`MAX_SCORE_SAMPLES`] for the others |
 //! | 80 | 4 | f32 | anomaly threshold: scores above it are anomalies (flag bit 1; else 0) |
 //! | 84 | 4 | f32 | false-alarm rate the threshold was calibrated for, in [0, 1] (flag bit 1; else 0) |
 //! | `H` | 4`D` | `f32[D]` | normalization offset: `x' = (x − offset) · scale` |
@@ -125,6 +125,11 @@ pub const VERSION_F32: u16 = 1;
 pub const HEADER_LEN: usize = 88;
 /// Bytes of the CRC-32 at the end.
 pub const CRC_LEN: usize = 4;
+/// Largest number of draws of z a sampled score may ask for: each is a decoder pass per
+/// window on the device (the default sensor model's is ≈ 0.1 M instructions, so 1,000 are
+/// ≈ 0.1 G per window, already far beyond a window's 160 ms at 64 MHz). A file asking for
+/// more is refused (issue 12: a file with 2³² − 1 samples used to parse).
+pub const MAX_SCORE_SAMPLES: usize = 1000;
 /// Flag bit: the window geometry fields are set.
 pub const FLAG_WINDOW: u32 = 1 << 0;
 /// Flag bit: the threshold and false-alarm rate fields are set.
@@ -649,9 +654,9 @@ fn check_score(score: ScoreKind) -> Result<(), ModelFileError> {
             value: 0,
         });
     }
-    if u32::try_from(samples).is_err() {
+    if samples > MAX_SCORE_SAMPLES {
         return Err(ModelFileError::OutOfRange {
-            what: "score samples",
+            what: "score samples (at most MAX_SCORE_SAMPLES = 1000: each is a decoder pass per window on the device)",
         });
     }
     Ok(())
@@ -1528,6 +1533,21 @@ mod tests {
                 value: 0
             }
         );
+        // Issue 12: a sampled score asking for more passes per window than a device can run
+        // (2³² − 1 parsed before) is refused; MAX_SCORE_SAMPLES itself is accepted.
+        for n in [MAX_SCORE_SAMPLES as u32 + 1, u32::MAX] {
+            assert!(
+                matches!(
+                    with(76, &n.to_le_bytes()),
+                    ModelFileError::OutOfRange { what } if what.starts_with("score samples")
+                ),
+                "{n} samples"
+            );
+        }
+        let mut b = good.clone();
+        b[76..80].copy_from_slice(&(MAX_SCORE_SAMPLES as u32).to_le_bytes());
+        fix_crc(&mut b);
+        assert!(ModelFile::parse(&b).is_ok());
         assert_eq!(
             with(74, &[1]),
             ModelFileError::BadField {

@@ -168,6 +168,8 @@ struct Element<'a> {
     ty: u32,
     data: &'a [u8],
     at: usize,
+    /// Where `data` starts: 4 bytes into the tag of a small element, 8 otherwise.
+    data_at: usize,
 }
 
 /// Reads data elements from a buffer in one byte order.
@@ -228,6 +230,7 @@ impl<'a> Reader<'a> {
                 ty,
                 data: &self.buf[at + 4..at + 4 + n],
                 at,
+                data_at: at + 4,
             });
         }
         let n = self.u32_at(at + 4) as usize;
@@ -253,17 +256,30 @@ impl<'a> Reader<'a> {
             ty: first,
             data,
             at,
+            data_at: at + 8,
         })
     }
 
-    /// A reader over an element's data (sub-elements), offsets continuing the parent's.
-    fn sub(&self, e: &Element<'a>) -> Reader<'a> {
-        Reader {
-            buf: &self.buf[..e.at + 8 + e.data.len()],
-            pos: e.at + 8,
+    /// A reader over an element's data (sub-elements), offsets continuing the parent's. A
+    /// small element (4 bytes of data at most) cannot hold sub-elements: refused.
+    fn sub(&self, e: &Element<'a>) -> Result<Reader<'a>, PErr> {
+        if e.data_at != e.at + 8 {
+            return Err((
+                format!(
+                    "a small element of type {} {} holds {} bytes: too few for a matrix",
+                    e.ty,
+                    self.ctx.at(e.at),
+                    e.data.len()
+                ),
+                RECOPY,
+            ));
+        }
+        Ok(Reader {
+            buf: &self.buf[..e.data_at + e.data.len()],
+            pos: e.data_at,
             big: self.big,
             ctx: self.ctx,
-        }
+        })
     }
 }
 
@@ -322,7 +338,7 @@ fn parse_file(bytes: &[u8], name: &str) -> Result<MatMatrix, PErr> {
     while !r.done() {
         let e = r.element()?;
         let m = match e.ty {
-            MI_MATRIX => matrix(&r.sub(&e), &e, name)?,
+            MI_MATRIX => matrix(&r.sub(&e)?, &e, name)?,
             MI_COMPRESSED => {
                 let inner = inflate(e.data, big, e.at)?;
                 let mut ir = Reader {
@@ -335,7 +351,7 @@ fn parse_file(bytes: &[u8], name: &str) -> Result<MatMatrix, PErr> {
                 if ie.ty != MI_MATRIX {
                     continue;
                 }
-                matrix(&ir.sub(&ie), &ie, name)?
+                matrix(&ir.sub(&ie)?, &ie, name)?
             }
             _ => continue,
         };
@@ -676,6 +692,32 @@ pub(crate) mod tests {
         let t = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(t.path(), b).unwrap();
         load_frey(t.path())
+    }
+
+    /// Issue 12: a 136-byte file (the header, then a *small* miMATRIX element, plain or inside
+    /// miCOMPRESSED) panicked in `Reader::sub` (a small element's data starts 4 bytes into its
+    /// tag, not 8); now a named error.
+    #[test]
+    fn a_small_matrix_element_is_an_error_not_a_panic() {
+        for big in [false, true] {
+            let w = |v: u32| {
+                if big {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                }
+            };
+            let small: Vec<u8> = [w((4 << 16) | MI_MATRIX), [1, 2, 3, 4]].concat();
+            let plain = mat(big, std::slice::from_ref(&small));
+            assert_eq!(plain.len(), 136);
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            z.write_all(&small).unwrap();
+            let compressed = mat(big, &[el(big, MI_COMPRESSED, &z.finish().unwrap())]);
+            for (what, f) in [("plain", plain), ("compressed", compressed)] {
+                let e = load_bytes(&f).unwrap_err().to_string();
+                assert!(e.contains("too few for a matrix"), "{what}, big {big}: {e}");
+            }
+        }
     }
 
     fn check_small(d: &Dataset) {

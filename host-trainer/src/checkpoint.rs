@@ -325,6 +325,16 @@ impl Checkpoint {
             .config()
             .map_err(|e| Kind::InvalidSpec(e.to_string()))?;
         let (d, p) = (cfg.input, cfg.num_params());
+        // Before allocating for the parameters: the file must hold them, at 2 bytes each at
+        // least (F16/BF16). Issue 12: a 256-byte file whose `vae.spec` claimed 16384-wide
+        // layers allocated 10.7 GB before any tensor was read.
+        if (p as u64).saturating_mul(2) > bytes.len() as u64 {
+            return Err(Kind::Inconsistent(format!(
+                "the architecture has {p} parameters ({:.1} MB as f32) but the file has only {} bytes",
+                p as f64 * 4e-6,
+                bytes.len()
+            )));
+        }
 
         let mut used: BTreeSet<&str> = BTreeSet::new();
         let mut params = vec![0f32; p];
@@ -1060,6 +1070,28 @@ mod tests {
             msg.contains("missing.safetensors") && !msg.contains('\n'),
             "{msg}"
         );
+    }
+
+    /// Issue 12: a small file whose `vae.spec` claims 16384-wide layers is refused before the
+    /// parameters are allocated (it allocated 10.7 GB).
+    #[test]
+    fn a_huge_spec_in_a_small_file_is_refused_before_allocating() {
+        let spec = ModelSpec {
+            input: 16384,
+            encoder_hidden: vec![16384, 16384],
+            decoder_hidden: vec![16384],
+            latent: 16384,
+            activation: ActivationName::Tanh,
+            likelihood: LikelihoodName::Bernoulli,
+        };
+        let mut meta = BTreeMap::new();
+        meta.insert(KEY_SPEC, to_json(KEY_SPEC, &spec).unwrap());
+        let bytes = serialize_f32(&[], &meta).unwrap();
+        assert!(bytes.len() < 512, "{} bytes", bytes.len());
+        match Checkpoint::from_safetensors(&bytes, None) {
+            Err(Kind::Inconsistent(m)) => assert!(m.contains("but the file has only"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// Issue 12: `vae.window` with length 0 or rate −1 and an unknown optimizer were accepted

@@ -214,8 +214,10 @@ impl Source {
         let mut buf = BufReader::new(file);
         let head = buf.fill_buf().map_err(|e| DataError::io(kind, path, e))?;
         let gz = head.starts_with(&[0x1f, 0x8b]);
+        // Every member of a multi-member file (`cat a.gz b.gz`, pigz, bgzip); bytes after the
+        // last member that are not another member are an error, not ignored (issue 12).
         let inner: Box<dyn Read> = if gz {
-            Box::new(flate2::read::GzDecoder::new(buf))
+            Box::new(flate2::read::MultiGzDecoder::new(buf))
         } else {
             Box::new(buf)
         };
@@ -449,6 +451,29 @@ mod tests {
             Ok(_) => panic!("expected an error"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// Issue 12: a valid multi-member `.gz` (two members, concatenated) loads like the
+    /// single-member file (it was refused as truncated), and garbage after the gzip stream is
+    /// an error (it was ignored).
+    #[test]
+    fn multi_member_gzip_loads_and_trailing_garbage_is_refused() {
+        let (im, lb) = five();
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = im.split_at(1000);
+        let two = [gz(a), gz(b)].concat();
+        for split in ["train", "t10k"] {
+            write(d.path(), &format!("{split}-images-idx3-ubyte.gz"), &two);
+            write(d.path(), &format!("{split}-labels-idx1-ubyte.gz"), &gz(&lb));
+        }
+        let (tr, _) = load_mnist_dir(d.path()).unwrap();
+        let (want, _) = load_mnist_dir(mnist_dir(true).path()).unwrap();
+        assert_eq!(tr.x, want.x);
+        let mut bad = gz(&lb);
+        bad.extend_from_slice(b"not gzip at all");
+        write(d.path(), "train-labels-idx1-ubyte.gz", &bad);
+        let e = err_text(load_mnist_dir(d.path()));
+        assert!(e.contains("gzip stream is corrupt"), "{e}");
     }
 
     #[test]

@@ -458,6 +458,12 @@ pub fn run(
         }
     }
     bar.finish_and_clear();
+    if p.step == step0 {
+        // Nothing to train (a resumed run whose budget was already spent, or one stopped early
+        // before): the checkpoint is still written, so the path the caller reports holds this
+        // run's model (issue 12: it printed the path and exited without writing it).
+        checkpoint(engine, p, curve, best.as_ref()).map_err(TrainError::Checkpoint)?;
+    }
     let mut current_params = None;
     let early_stop = best.map(|b| {
         if b.state.best_step != p.step {

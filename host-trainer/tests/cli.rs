@@ -404,6 +404,27 @@ fn resumed_training_equals_uninterrupted_training() {
     assert!(fs::read(&full).unwrap() == fs::read(&half).unwrap());
 }
 
+/// Issue 12: `train --resume` with the budget already spent printed a checkpoint path and
+/// exited 0 without writing it (an older file there was what `eval` then read). Now the
+/// resumed model is written there, equal to its input.
+#[test]
+fn resume_with_the_budget_spent_still_writes_the_checkpoint() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let done = train_ok(dir, "done", &["--epochs", "2"]);
+    // An older, different file where the resumed run will write.
+    let older = train_ok(dir, "again", &["--epochs", "1"]);
+    let resumed = train_ok(
+        dir,
+        "again",
+        &["--epochs", "2", "--resume", done.to_str().unwrap()],
+    );
+    assert_eq!(resumed, older);
+    let (a, b) = (load(&done), load(&resumed));
+    assert_eq!(bits(&a.params), bits(&b.params));
+    assert_eq!(a.train.unwrap().step, b.train.unwrap().step);
+}
+
 #[test]
 fn missing_or_malformed_data_is_refused() {
     let tmp = TempDir::new().unwrap();

@@ -33,6 +33,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Creates `dir` if needed and checks that files can be created in it (a probe file, removed
+/// again), so a command that will write there fails before its work, not after it.
+pub fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let probe = dir.join(format!(".write-probe.{}.tmp", std::process::id()));
+    fs::File::create(&probe)?;
+    fs::remove_file(&probe)
+}
+
 /// Syncs a directory's entries (the rename) to disk, where the platform can open a directory.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]

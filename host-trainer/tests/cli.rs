@@ -425,6 +425,37 @@ fn resume_with_the_budget_spent_still_writes_the_checkpoint() {
     assert_eq!(a.train.unwrap().step, b.train.unwrap().step);
 }
 
+/// Issue 12: an unwritable --out is refused before training (it was found at the first
+/// checkpoint write, after the whole run with --checkpoint-every 0).
+#[cfg(unix)]
+#[test]
+fn an_unwritable_out_is_refused_before_training() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    // A file where the output directory should be: nothing can be created under it (this
+    // holds for root too, unlike a read-only directory).
+    fs::write(dir.join("blocked"), b"a file").unwrap();
+    let o = run(
+        dir,
+        &[
+            "train",
+            "--out",
+            "blocked/run",
+            "--epochs",
+            "50",
+            "--checkpoint-every",
+            "0",
+        ],
+    );
+    let stderr = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("--out blocked/run: cannot write there"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("trained "), "it trained first: {stderr}");
+}
+
 #[test]
 fn missing_or_malformed_data_is_refused() {
     let tmp = TempDir::new().unwrap();

@@ -219,6 +219,15 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 /// `train`.
 pub fn train(a: &TrainArgs) -> Result<Trained> {
     check_args(a)?;
+    // Before loading data or training: a run that cannot write its checkpoint is refused now
+    // (issue 12: it was found at the first checkpoint write, after the whole run with
+    // --checkpoint-every 0).
+    host_trainer::io::check_writable_dir(&a.out).with_context(|| {
+        format!(
+            "--out {}: cannot write there; choose a writable directory",
+            a.out.display()
+        )
+    })?;
     let data_spec = a.data.data.clone().unwrap_or_else(|| "synthetic".into());
     let mut splits = load_splits(&data_spec, a.seed, a.valid_data.is_some())?;
     for w in &splits.train.warnings {

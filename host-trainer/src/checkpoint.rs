@@ -77,8 +77,16 @@ use crate::model::{
     ActivationName, Calibration, LikelihoodName, ModelSpec, Normalization, TrainState, WindowMeta,
 };
 
-/// Value of the `format` metadata key.
-pub const FORMAT: &str = "vae-mcu-checkpoint/1";
+/// Value of the `format` metadata key: version 2 carries the [`KEY_DIGEST`] digest.
+pub const FORMAT: &str = "vae-mcu-checkpoint/2";
+/// The format before the digest (issue 12): still read, reported as unverified.
+pub const FORMAT_V1: &str = "vae-mcu-checkpoint/1";
+/// Metadata key: CRC-32 (IEEE) of the whole file as written with this value set to
+/// `00000000`, as 8 lowercase hex digits. Every byte is covered: the length prefix, the
+/// header (tensor names, shapes, offsets, every other metadata entry, the padding) and the
+/// tensor data, so one flipped bit anywhere is detected (CRC-32 detects every single-bit and
+/// every burst error up to 32 bits).
+pub const KEY_DIGEST: &str = "vae.crc32";
 /// Metadata key: the format tag.
 pub const KEY_FORMAT: &str = "format";
 /// Metadata key: [`ModelSpec`] JSON.
@@ -135,8 +143,23 @@ pub enum CheckpointErrorKind {
     )]
     NotSafetensors(String),
     /// The `format` metadata names another format or version.
-    #[error("has format `{0}`, but this build reads `{FORMAT}`; use a matching host-trainer")]
+    #[error(
+        "has format `{0}`, but this build reads `{FORMAT}` (and `{FORMAT_V1}`); use a matching host-trainer"
+    )]
     UnsupportedFormat(String),
+    /// The digest does not match the bytes: the file was changed or damaged.
+    #[error(
+        "is corrupt: its `vae.crc32` digest is {stored} but its bytes give {computed:08x}; restore it from a copy or train again"
+    )]
+    Digest {
+        /// The stored digest, as found.
+        stored: String,
+        /// The CRC-32 of the bytes as read.
+        computed: u32,
+    },
+    /// A version-2 file without its digest (the key itself damaged, or removed).
+    #[error("is corrupt: format `{FORMAT}` requires a `vae.crc32` digest and it has none")]
+    MissingDigest,
     /// No `vae.spec` metadata and no hint to complete the inferred architecture.
     #[error(
         "has no `vae.spec` metadata; pass the activation (e.g. --activation tanh) so the architecture can be inferred from the tensor shapes"
@@ -299,7 +322,15 @@ impl Checkpoint {
             meta.insert(KEY_TRAIN, to_json(KEY_TRAIN, t)?);
         }
         meta.insert(KEY_INFO, to_json(KEY_INFO, &self.info)?);
-        serialize_f32(&tensors, &meta)
+        meta.insert(KEY_DIGEST, DIGEST_PLACEHOLDER.to_string());
+        let mut out = serialize_f32(&tensors, &meta)?;
+        let span = digest_span(&out).ok_or(Kind::Metadata {
+            key: KEY_DIGEST,
+            reason: "not found in the header just written".into(),
+        })?;
+        let crc = file_crc(&out, span.clone());
+        out[span].copy_from_slice(format!("{crc:08x}").as_bytes());
+        Ok(out)
     }
 
     /// Parses safetensors bytes (see [`Checkpoint::load_with`] for `hint`).
@@ -307,6 +338,26 @@ impl Checkpoint {
         bytes: &[u8],
         hint: Option<&ModelSpec>,
     ) -> Result<Checkpoint, CheckpointErrorKind> {
+        Self::from_safetensors_checked(bytes, hint).map(|(c, _)| c)
+    }
+
+    /// [`Checkpoint::load_with`], also saying whether the file's digest was checked.
+    pub fn load_checked(
+        path: &Path,
+        hint: Option<&ModelSpec>,
+    ) -> Result<(Checkpoint, Integrity), CheckpointError> {
+        let bytes = std::fs::read(path).map_err(|e| CheckpointError::new(path, Kind::Read(e)))?;
+        Self::from_safetensors_checked(&bytes, hint).map_err(|k| CheckpointError::new(path, k))
+    }
+
+    /// [`Checkpoint::from_safetensors`], also saying whether the digest was checked: a
+    /// version-2 file must carry a matching one (else [`CheckpointErrorKind::Digest`] or
+    /// [`CheckpointErrorKind::MissingDigest`]); a version-1 file or one written elsewhere
+    /// (PyTorch) has none and loads [`Integrity::Unverified`].
+    pub fn from_safetensors_checked(
+        bytes: &[u8],
+        hint: Option<&ModelSpec>,
+    ) -> Result<(Checkpoint, Integrity), CheckpointErrorKind> {
         let (_, header) =
             SafeTensors::read_metadata(bytes).map_err(|e| Kind::NotSafetensors(e.to_string()))?;
         let st =
@@ -314,9 +365,44 @@ impl Checkpoint {
         let meta = header.metadata().clone().unwrap_or_default();
         if let Some(f) = meta.get(KEY_FORMAT)
             && f != FORMAT
+            && f != FORMAT_V1
         {
             return Err(Kind::UnsupportedFormat(f.clone()));
         }
+        // Integrity first: nothing below reads values a damaged file could have changed.
+        let integrity = match meta.get(KEY_DIGEST) {
+            Some(stored) => {
+                let span = digest_span(bytes).ok_or(Kind::Digest {
+                    stored: stored.clone(),
+                    computed: 0,
+                })?;
+                let computed = file_crc(bytes, span);
+                if *stored != format!("{computed:08x}") {
+                    return Err(Kind::Digest {
+                        stored: stored.clone(),
+                        computed,
+                    });
+                }
+                Integrity::Verified
+            }
+            None if meta.get(KEY_FORMAT).is_some_and(|f| f == FORMAT) => {
+                return Err(Kind::MissingDigest);
+            }
+            None if meta.get(KEY_FORMAT).is_some_and(|f| f == FORMAT_V1) => Integrity::Unverified(
+                "written by a host-trainer before checkpoints carried a digest",
+            ),
+            None => Integrity::Unverified("not written by host-trainer (no digest)"),
+        };
+        Self::parse_verified(bytes, &st, &meta, hint).map(|c| (c, integrity))
+    }
+
+    fn parse_verified(
+        bytes: &[u8],
+        st: &SafeTensors<'_>,
+        meta: &std::collections::HashMap<String, String>,
+        hint: Option<&ModelSpec>,
+    ) -> Result<Checkpoint, CheckpointErrorKind> {
+        let st = st;
         let spec: ModelSpec = match meta.get(KEY_SPEC) {
             Some(s) => from_json(KEY_SPEC, s)?,
             None => infer_spec(&st, hint)?,
@@ -469,6 +555,43 @@ fn check_meta(
         });
     }
     Ok(())
+}
+
+/// Whether a loaded checkpoint's digest was checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Integrity {
+    /// The digest matched every byte.
+    Verified,
+    /// No digest to check, and why (say so to the user).
+    Unverified(&'static str),
+}
+
+/// The digest's value while it is computed.
+const DIGEST_PLACEHOLDER: &str = "00000000";
+
+/// CRC-32 (IEEE) as in the model files.
+static CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Where the digest's 8 hex digits lie in `bytes`: after the first `"vae.crc32":"` in the
+/// JSON header (a value containing that text would have its quotes escaped).
+fn digest_span(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = bytes.get(8..8usize.checked_add(n)?)?;
+    let key = format!("\"{KEY_DIGEST}\":\"");
+    let at = header
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())?;
+    let start = 8 + at + key.len();
+    (start + 8 <= 8 + n).then_some(start..start + 8)
+}
+
+/// CRC-32 of `bytes` with `span` (the digest) read as the placeholder.
+fn file_crc(bytes: &[u8], span: std::ops::Range<usize>) -> u32 {
+    let mut d = CRC32.digest();
+    d.update(&bytes[..span.start]);
+    d.update(DIGEST_PLACEHOLDER.as_bytes());
+    d.update(&bytes[span.end..]);
+    d.finalize()
 }
 
 /// `[out, in]` for a weight, `[out]` for a bias.
@@ -1072,6 +1195,68 @@ mod tests {
         );
     }
 
+    /// Sets the digest of edited bytes (as a writer that made the edit would).
+    fn restamp(b: &mut [u8]) {
+        let span = digest_span(b).unwrap();
+        let crc = file_crc(b, span.clone());
+        b[span].copy_from_slice(format!("{crc:08x}").as_bytes());
+    }
+
+    /// Issue 12: one flipped bit anywhere in a checkpoint is refused (finite flips in the
+    /// tensor data passed `eval`, `score`, `export` and `--resume`): every bit of a file is
+    /// flipped in turn; a version-1 file (no digest) and a PyTorch-style file load as
+    /// unverified; a version-2 file whose digest is missing is refused.
+    #[test]
+    fn one_flipped_bit_anywhere_is_refused() {
+        let good = full().to_safetensors().unwrap();
+        assert_eq!(
+            Checkpoint::from_safetensors_checked(&good, None).unwrap().1,
+            Integrity::Verified
+        );
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut b = good.clone();
+                b[i] ^= 1 << bit;
+                assert!(
+                    Checkpoint::from_safetensors(&b, None).is_err(),
+                    "byte {i} bit {bit} accepted"
+                );
+            }
+        }
+        // The same file as version 1, without the digest: loads, unverified.
+        let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&good[8..8 + n]).unwrap();
+        let span = digest_span(&good).unwrap();
+        let digest = std::str::from_utf8(&good[span]).unwrap();
+        let v1 = header.replacen(FORMAT, FORMAT_V1, 1).replacen(
+            &format!(r#""{KEY_DIGEST}":"{digest}","#),
+            "",
+            1,
+        );
+        let mut json = v1.trim_end().as_bytes().to_vec();
+        json.resize(json.len().next_multiple_of(8), b' ');
+        let mut old = (json.len() as u64).to_le_bytes().to_vec();
+        old.extend_from_slice(&json);
+        old.extend_from_slice(&good[8 + n..]);
+        let (c, integrity) = Checkpoint::from_safetensors_checked(&old, None).unwrap();
+        assert!(
+            matches!(integrity, Integrity::Unverified(_)),
+            "{integrity:?}"
+        );
+        assert_eq!(c, full());
+        // Version 2 without the digest: refused.
+        let v2 = header.replacen(&format!(r#""{KEY_DIGEST}":"{digest}","#), "", 1);
+        let mut json = v2.trim_end().as_bytes().to_vec();
+        json.resize(json.len().next_multiple_of(8), b' ');
+        let mut bad = (json.len() as u64).to_le_bytes().to_vec();
+        bad.extend_from_slice(&json);
+        bad.extend_from_slice(&good[8 + n..]);
+        assert!(matches!(
+            Checkpoint::from_safetensors(&bad, None),
+            Err(Kind::MissingDigest)
+        ));
+    }
+
     /// Issue 12: a small file whose `vae.spec` claims 16384-wide layers is refused before the
     /// parameters are allocated (it allocated 10.7 GB).
     #[test]
@@ -1124,6 +1309,7 @@ mod tests {
             let mut bad = good[..8].to_vec();
             bad.extend_from_slice(header.replacen(from, to, 1).as_bytes());
             bad.extend_from_slice(&good[8 + n..]);
+            restamp(&mut bad);
             match Checkpoint::from_safetensors(&bad, None) {
                 Err(Kind::Metadata { key: k, reason }) => {
                     assert_eq!(k, key, "{to}");

@@ -862,3 +862,30 @@ fn export_int8_writes_a_version_2_file_with_its_own_threshold() {
         &["--data", "--int8"],
     );
 }
+
+/// Issue 12: a checkpoint with one flipped bit is refused by every command that reads one
+/// (finite flips in the tensor data passed `eval`, `score`, `export` and `--resume`, and
+/// `export` wrote a model file with a fresh, valid CRC).
+#[test]
+fn a_checkpoint_with_one_flipped_bit_is_refused_by_every_command() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "1", "--threads", "1"]);
+    let mut bytes = fs::read(&ckpt).unwrap();
+    let at = bytes.len() - 1000; // inside the tensor data
+    bytes[at] ^= 0x01;
+    fs::write(&ckpt, &bytes).unwrap();
+    let c = ckpt.to_str().unwrap();
+    for args in [
+        vec!["eval", "--checkpoint", c],
+        vec!["score", "--checkpoint", c, "--csv", "s.csv"],
+        vec!["export", "--checkpoint", c, "--model", "m.vaem"],
+        vec!["export", "--checkpoint", c, "--int8", "--model", "m8.vaem"],
+        vec!["sample", "--checkpoint", c, "--png", "s.png"],
+        vec!["reconstruct", "--checkpoint", c, "--png", "r.png"],
+        vec!["train", "--epochs", "2", "--out", "more", "--resume", c],
+    ] {
+        refused(dir, &args, &["is corrupt", "vae.crc32"]);
+    }
+    assert!(!dir.join("m.vaem").exists() && !dir.join("m8.vaem").exists());
+}

@@ -84,8 +84,20 @@ pub(crate) fn load_ckpt(a: &CkptArgs) -> Result<Checkpoint> {
         activation: act,
         likelihood: LikelihoodName::Bernoulli,
     });
-    checkpoint::Checkpoint::load_with(&a.checkpoint, hint.as_ref())
-        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))
+    let (ck, integrity) = checkpoint::Checkpoint::load_checked(&a.checkpoint, hint.as_ref())
+        .with_context(|| format!("--checkpoint {}", a.checkpoint.display()))?;
+    note_unverified(&a.checkpoint, integrity);
+    Ok(ck)
+}
+
+/// Says on stderr when a checkpoint's integrity could not be checked (never silently).
+pub(crate) fn note_unverified(path: &std::path::Path, integrity: checkpoint::Integrity) {
+    if let checkpoint::Integrity::Unverified(why) = integrity {
+        eprintln!(
+            "note: {}: not checked for corruption ({why}); its values are used as they are",
+            path.display()
+        );
+    }
 }
 
 /// An engine holding the checkpoint's parameters, for inference on `threads` threads.

@@ -368,8 +368,9 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     });
 
     let (mut engine, start, mut curve, best) = if let Some(path) = &a.resume {
-        let ck = checkpoint::Checkpoint::load(path)
+        let (ck, integrity) = checkpoint::Checkpoint::load_checked(path, None)
             .with_context(|| format!("--resume {}", path.display()))?;
+        super::note_unverified(path, integrity);
         if ck.spec != spec {
             bail!(
                 "--resume {}: the checkpoint's model {:?} differs from the flags' {:?}; pass the same --hidden/--latent/--activation/--likelihood",

@@ -402,7 +402,6 @@ impl Checkpoint {
         meta: &std::collections::HashMap<String, String>,
         hint: Option<&ModelSpec>,
     ) -> Result<Checkpoint, CheckpointErrorKind> {
-        let st = st;
         let spec: ModelSpec = match meta.get(KEY_SPEC) {
             Some(s) => from_json(KEY_SPEC, s)?,
             None => infer_spec(&st, hint)?,

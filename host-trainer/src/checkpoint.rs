@@ -404,7 +404,7 @@ impl Checkpoint {
     ) -> Result<Checkpoint, CheckpointErrorKind> {
         let spec: ModelSpec = match meta.get(KEY_SPEC) {
             Some(s) => from_json(KEY_SPEC, s)?,
-            None => infer_spec(&st, hint)?,
+            None => infer_spec(st, hint)?,
         };
         let cfg = spec
             .config()
@@ -424,7 +424,7 @@ impl Checkpoint {
         let mut used: BTreeSet<&str> = BTreeSet::new();
         let mut params = vec![0f32; p];
         for t in (0..cfg.num_tensors()).filter_map(|i| cfg.tensor(i)) {
-            let values = read_tensor(&st, t.name, &tensor_shape(&t))?;
+            let values = read_tensor(st, t.name, &tensor_shape(&t))?;
             params[t.offset..t.offset + t.len()].copy_from_slice(&values);
             used.insert(t.name);
         }
@@ -435,8 +435,8 @@ impl Checkpoint {
         ) {
             (false, false) => Normalization::identity(d),
             _ => Normalization {
-                offset: read_tensor(&st, NORM_OFFSET, &[d])?,
-                scale: read_tensor(&st, NORM_SCALE, &[d])?,
+                offset: read_tensor(st, NORM_OFFSET, &[d])?,
+                scale: read_tensor(st, NORM_SCALE, &[d])?,
             },
         };
         used.extend([NORM_OFFSET, NORM_SCALE]);
@@ -454,11 +454,11 @@ impl Checkpoint {
                         }
                     });
                     check_state_len(&t.optimizer, p, found)?;
-                    t.optim_state = read_tensor(&st, OPTIMIZER_STATE, &[found])?;
+                    t.optim_state = read_tensor(st, OPTIMIZER_STATE, &[found])?;
                 }
                 used.insert(OPTIMIZER_STATE);
                 if st.tensor(TRAIN_PARAMS).is_ok() {
-                    t.current_params = read_tensor(&st, TRAIN_PARAMS, &[p])?;
+                    t.current_params = read_tensor(st, TRAIN_PARAMS, &[p])?;
                     used.insert(TRAIN_PARAMS);
                 }
                 Some(t)

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod export;
 pub mod io;
 pub mod kernel;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod pca;

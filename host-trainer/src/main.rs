@@ -33,6 +33,11 @@ struct Cli {
     /// No progress bars in the default job.
     #[arg(long)]
     quiet: bool,
+    /// Memory a command may allocate (for example 8G, 512M; default: half of this machine's
+    /// memory, or the environment variable VAE_MAX_MEMORY). A command that would need more
+    /// for its flags or data says so and stops before allocating.
+    #[arg(long, global = true, value_name = "SIZE")]
+    max_memory: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -432,6 +437,10 @@ pub enum SplitArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = host_trainer::limits::init(cli.max_memory.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.cmd {
         None => cmd::default_job(&cli.out, cli.threads, cli.seed, cli.quiet),
         Some(Cmd::Train(a)) => cmd::train(&a).map(|_| ()),

@@ -889,3 +889,104 @@ fn a_checkpoint_with_one_flipped_bit_is_refused_by_every_command() {
     }
     assert!(!dir.join("m.vaem").exists() && !dir.join("m8.vaem").exists());
 }
+
+/// Issue 12: flag values whose memory no machine has are refused at once, with one line that
+/// names the flag (they panicked with "capacity overflow", aborted on a multi-GB allocation or
+/// ran without end), and `--max-memory` sets the limit.
+#[test]
+fn absurd_flag_values_are_refused_before_allocating() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let ckpt = train_ok(dir, "run", &["--epochs", "1", "--threads", "1"]);
+    let c = ckpt.to_str().unwrap();
+    let max = "18446744073709551615";
+    for (args, flag) in [
+        (
+            vec!["train", "--batch", "4294967296", "--out", "x"],
+            "--batch",
+        ),
+        (
+            vec!["train", "--samples", "1000000", "--out", "x"],
+            "--samples",
+        ),
+        (vec!["sample", "--checkpoint", c, "--n", max], "--n"),
+        (vec!["reconstruct", "--checkpoint", c, "--n", max], "--n"),
+        (
+            vec!["manifold", "--checkpoint", c, "--grid", "100000"],
+            "--grid",
+        ),
+        (
+            vec!["eval", "--checkpoint", c, "--samples", max],
+            "--samples",
+        ),
+        (
+            vec!["eval", "--checkpoint", c, "--iw-samples", max],
+            "--iw-samples",
+        ),
+        (
+            vec![
+                "score",
+                "--checkpoint",
+                c,
+                "--score",
+                "nll",
+                "--samples",
+                max,
+            ],
+            "--samples",
+        ),
+        (
+            vec!["train", "--epochs", "1", "--out", "y", "--max-memory", "1K"],
+            "--max-memory 1K",
+        ),
+    ] {
+        refused(dir, &args, &["needs", "of memory, above the limit", flag]);
+    }
+    refused(
+        dir,
+        &["train", "--out", "z", "--max-memory", "lots"],
+        &["--max-memory", "8G"],
+    );
+}
+
+/// Issue 12: an IDX header claiming 1.27 M images (in a file of a few bytes) is refused by the
+/// memory check before the loader reads on, naming the limit.
+#[test]
+fn an_idx_header_claiming_more_than_the_limit_is_refused() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let mnist = dir.join("mnist");
+    fs::create_dir_all(&mnist).unwrap();
+    let header = |magic: u32, dims: &[u32]| -> Vec<u8> {
+        let mut v = magic.to_be_bytes().to_vec();
+        for d in dims {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v
+    };
+    for split in ["train", "t10k"] {
+        fs::write(
+            mnist.join(format!("{split}-images-idx3-ubyte")),
+            header(0x803, &[1_270_000, 28, 28]),
+        )
+        .unwrap();
+        fs::write(
+            mnist.join(format!("{split}-labels-idx1-ubyte")),
+            header(0x801, &[1_270_000]),
+        )
+        .unwrap();
+    }
+    refused(
+        dir,
+        &[
+            "train",
+            "--data",
+            "mnist:mnist",
+            "--out",
+            "m",
+            "--max-memory",
+            "1G",
+        ],
+        &["needs", "above the limit", "--max-memory 1G"],
+    );
+}

@@ -122,11 +122,23 @@ pub(crate) fn eval_table(rows: &[serde_json::Value]) -> String {
 /// `eval`.
 pub fn eval(a: &EvalArgs) -> Result<()> {
     let ck = load_ckpt(&a.ckpt)?;
-    let engine = engine_of(&ck, threads_or_all(a.threads))?;
-    let (splits, binarize) = data_for(&ck, &a.data.data, a.split.is_some(), a.seed)?;
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
+    // Each thread evaluates chunks of up to 100 rows with all their draws at once.
+    let threads = threads_or_all(a.threads);
+    let cfg = ck.spec.config()?;
+    let draws = a.samples.max(a.iw_samples) as u128;
+    host_trainer::limits::check(
+        &format!(
+            "eval with --samples {} and --iw-samples {} on {threads} threads",
+            a.samples, a.iw_samples
+        ),
+        host_trainer::limits::workspace_bytes(&cfg, 100 * threads as u128, draws),
+        "--samples / --iw-samples (or --threads)",
+    )?;
+    let engine = engine_of(&ck, threads)?;
+    let (splits, binarize) = data_for(&ck, &a.data.data, a.split.is_some(), a.seed)?;
     let r = evaluate(
         &engine,
         pick(&splits, a.split.unwrap_or(SplitArg::Test)),

@@ -62,6 +62,12 @@ pub fn inverse_normal_cdf(p: f64) -> f64 {
 /// `manifold`.
 pub fn manifold(a: &ManifoldArgs) -> Result<()> {
     let ck = load_ckpt(&a.ckpt)?;
+    host_trainer::limits::check_decoded(
+        &format!("a {0} × {0} manifold", a.grid),
+        (a.grid as u128).saturating_mul(a.grid as u128),
+        ck.spec.input,
+        "--grid",
+    )?;
     let engine = engine_of(&ck, threads_or_all(None))?;
     let png = draw_manifold(&engine, &ck, a.grid, &a.png)?;
     println!("{}", png.display());

@@ -20,6 +20,12 @@ use crate::ReconstructArgs;
 /// `reconstruct`.
 pub fn reconstruct(a: &ReconstructArgs) -> Result<()> {
     let ck = load_ckpt(&a.ckpt)?;
+    host_trainer::limits::check_decoded(
+        &format!("drawing {} reconstructions", a.n),
+        2 * a.n as u128,
+        ck.spec.input,
+        "--n",
+    )?;
     let engine = engine_of(&ck, threads_or_all(None))?;
     let (splits, binarize) = data_for(&ck, &a.data.data, false, 1)?;
     let png = draw_reconstructions(&engine, &ck, &splits.test, binarize, a.n, &a.png)?;

@@ -16,6 +16,12 @@ use crate::SampleArgs;
 /// `sample`.
 pub fn sample(a: &SampleArgs) -> Result<()> {
     let ck = load_ckpt(&a.ckpt)?;
+    host_trainer::limits::check_decoded(
+        &format!("drawing {} samples", a.n),
+        a.n as u128,
+        ck.spec.input,
+        "--n",
+    )?;
     let engine = engine_of(&ck, threads_or_all(None))?;
     let png = draw_samples(&engine, &ck, a.n, a.seed, &a.png)?;
     println!("{}", png.display());

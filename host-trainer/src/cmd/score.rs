@@ -204,7 +204,16 @@ pub fn score(a: &ScoreArgs) -> Result<ScoreReport> {
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
-    let mut engine = engine_of(&ck, threads_or_all(a.threads))?;
+    let threads = threads_or_all(a.threads);
+    if a.score != ScoreName::NegElboMean {
+        let cfg = ck.spec.config()?;
+        host_trainer::limits::check(
+            &format!("scoring with --samples {} on {threads} threads", a.samples),
+            host_trainer::limits::workspace_bytes(&cfg, 100 * threads as u128, a.samples as u128),
+            "--samples (or --threads)",
+        )?;
+    }
+    let mut engine = engine_of(&ck, threads)?;
     let (splits, binarize) = data_for(&ck, &a.data.data, a.split.is_some(), a.seed)?;
     if a.int8 {
         if a.score != ScoreName::NegElboMean {

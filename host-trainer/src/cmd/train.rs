@@ -297,6 +297,24 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         .config()
         .map_err(|e| anyhow::anyhow!("--hidden/--latent: {e}"))?;
     let batch = a.batch.unwrap_or(df.batch);
+    {
+        // Parameters, gradients per thread and optimizer moments, and the batch's workspace
+        // (sharded over the threads, batch rows in all).
+        let threads = threads_or_all(a.threads) as u128;
+        let p4 = 4 * cfg.num_params() as u128;
+        let need =
+            p4.saturating_mul(3 + threads)
+                .saturating_add(host_trainer::limits::workspace_bytes(
+                    &cfg,
+                    batch as u128,
+                    a.samples as u128,
+                ));
+        host_trainer::limits::check(
+            &format!("training with --batch {batch} and --samples {}", a.samples),
+            need,
+            "--batch / --samples",
+        )?;
+    }
     let binarize = binarize_of(a.binarize.unwrap_or(
         if spec.likelihood == LikelihoodName::Bernoulli {
             df.binarize

@@ -357,6 +357,21 @@ fn read_idx_as(
             REDOWNLOAD,
         ));
     };
+    // What loading it will hold at its peak: the bytes, the f32 values and the splits' copies,
+    // about 8 bytes per value (issue 12: a 972 KB .gz whose header claimed 1.27 M images took
+    // the memory past 7.5 GB).
+    if let Err(e) = crate::limits::check(
+        &format!("loading {} ({})", path.display(), describe()),
+        8 * expected as u128,
+        "--max-memory (or use a smaller file)",
+    ) {
+        return Err(DataError::malformed(
+            kind,
+            path,
+            format!("{e:#}"),
+            REDOWNLOAD,
+        ));
+    }
     let header_len = 4 + 4 * ndims;
     // Never trust the header with an allocation: grow as the bytes actually arrive.
     let mut data = Vec::with_capacity(expected.min(64 << 20));

@@ -990,3 +990,51 @@ fn an_idx_header_claiming_more_than_the_limit_is_refused() {
         &["needs", "above the limit", "--max-memory 1G"],
     );
 }
+
+/// Issue 12: `kill -9` during checkpointing (8 trials at different moments of a run that
+/// checkpoints every step): the checkpoint left is always whole (it loads, digest verified),
+/// and the next run's first write removes the temporary a killed writer left (12 of 24 runs
+/// had left one that nothing removed).
+#[cfg(unix)]
+#[test]
+fn kill_9_while_checkpointing_leaves_a_whole_checkpoint_and_no_temporaries() {
+    use std::process::{Command, Stdio};
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let out = dir.join("run");
+    for trial in 0..8u64 {
+        let mut child = Command::new(common::BIN)
+            .args([
+                "train",
+                "--epochs",
+                "200",
+                "--checkpoint-every",
+                "1",
+                "--threads",
+                "1",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400 + 97 * trial));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let ckpt = out.join("checkpoint.safetensors");
+        if ckpt.exists() {
+            load(&ckpt); // whole and verified, or this panics
+        }
+    }
+    // A run writing the same checkpoint removes what killed writers left.
+    train_ok(dir, "run", &["--epochs", "1"]);
+    let leftovers: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}

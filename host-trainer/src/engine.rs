@@ -139,8 +139,11 @@ pub struct Engine {
 /// What one step or evaluation measured: the bound's parts, averaged per datapoint.
 pub type StepBound = Bound;
 
+/// Most worker threads an engine starts (a flag above it is refused, not obeyed).
+pub const MAX_THREADS: usize = 1024;
+
 impl Engine {
-    /// A new engine over `params` with `threads` worker threads.
+    /// A new engine over `params` with `threads` worker threads (at most [`MAX_THREADS`]).
     pub fn new(
         cfg: VaeConfig,
         params: Vec<f32>,
@@ -169,6 +172,12 @@ impl Engine {
             None => vec![0.0; state_len],
         };
         let threads = threads.max(1);
+        if threads > MAX_THREADS {
+            // Issue 12: `--threads 100000` spawned threads until the machine stalled.
+            return Err(Error::InvalidArgument(
+                "worker threads: at most 1024 (--threads); results are the same for any count",
+            ));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()

@@ -947,6 +947,22 @@ fn absurd_flag_values_are_refused_before_allocating() {
         &["train", "--out", "z", "--max-memory", "lots"],
         &["--max-memory", "8G"],
     );
+    // A benchmark time that is no Duration: refused (it panicked).
+    refused(dir, &["bench", "--seconds", "1e300"], &["--seconds"]);
+    // Thread counts: refused, not obeyed (100,000 threads stalled the machine).
+    refused(
+        dir,
+        &[
+            "score",
+            "--checkpoint",
+            c,
+            "--threads",
+            "100000",
+            "--csv",
+            "s.csv",
+        ],
+        &["at most 1024", "--threads"],
+    );
 }
 
 /// Issue 12: an IDX header claiming 1.27 M images (in a file of a few bytes) is refused by the

@@ -1,6 +1,6 @@
 //! `bench`: training throughput on the reference shapes.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use host_trainer::bench;
 
@@ -9,6 +9,16 @@ use crate::BenchArgs;
 
 /// `bench`.
 pub fn bench(a: &BenchArgs) -> Result<()> {
+    // Issue 12: `--seconds 1e300` panicked (a Duration out of range).
+    if !(a.seconds.is_finite() && a.seconds > 0.0 && a.seconds <= 3600.0) {
+        bail!(
+            "--seconds must be a number of seconds in (0, 3600] (got {})",
+            a.seconds
+        );
+    }
+    if a.threads.as_ref().is_some_and(|t| t.contains(&0)) {
+        bail!("--threads values must be at least 1");
+    }
     let all = threads_or_all(None);
     let threads = a
         .threads

@@ -312,7 +312,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
         host_trainer::limits::check(
             &format!("training with --batch {batch} and --samples {}", a.samples),
             need,
-            "--batch / --samples",
+            "--batch / --samples (or --threads)",
         )?;
     }
     let binarize = binarize_of(a.binarize.unwrap_or(

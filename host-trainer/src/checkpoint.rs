@@ -12,7 +12,8 @@
 //!
 //! | metadata key | value |
 //! |---|---|
-//! | `format` | `vae-mcu-checkpoint/1` |
+//! | `format` | `vae-mcu-checkpoint/2` (`/1`, before the digest, is still read, as unverified) |
+//! | `vae.crc32` | CRC-32 of the whole file written with this value `00000000` ([`KEY_DIGEST`]); checked before anything else is read |
 //! | `vae.spec` | [`ModelSpec`] as JSON |
 //! | `vae.window` | [`WindowMeta`] as JSON (sensor models) |
 //! | `vae.calibration` | [`Calibration`] as JSON (calibrated models) |

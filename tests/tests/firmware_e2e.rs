@@ -335,6 +335,28 @@ fn host_replay() -> Vec<(u32, u8, Verdict, f32)> {
     out
 }
 
+/// Checks that every anomaly window judged after the calibration was flagged; returns the
+/// normal windows judged and the false alarms among them.
+fn every_anomaly_flagged(windows: &[WindowLine]) -> (u32, u32) {
+    let cal = scenario::SETTINGS.calibration_windows as usize;
+    let judged: Vec<&WindowLine> = windows[cal..]
+        .iter()
+        .filter(|w| !w.verdict.starts_with("Invalid"))
+        .collect();
+    let missed: Vec<u32> = judged
+        .iter()
+        .filter(|w| w.truth != 0 && w.verdict != "Anomaly")
+        .map(|w| w.index)
+        .collect();
+    assert!(missed.is_empty(), "anomaly windows not flagged: {missed:?}");
+    let normal = judged.iter().filter(|w| w.truth == 0).count() as u32;
+    let false_alarms = judged
+        .iter()
+        .filter(|w| w.truth == 0 && w.verdict == "Anomaly")
+        .count() as u32;
+    (normal, false_alarms)
+}
+
 #[test]
 fn qemu_app_flags_every_anomaly_and_matches_its_expected_log() {
     let elf = qemu_elfs().join("qemu");
@@ -385,17 +407,7 @@ fn qemu_app_flags_every_anomaly_and_matches_its_expected_log() {
         .map(|e| e.len / scenario::WINDOW as u32)
         .sum();
     assert_eq!(anomalous.len() as u32, expected_anomalous);
-    let missed: Vec<u32> = judged
-        .iter()
-        .filter(|w| w.truth != 0 && w.verdict != "Anomaly")
-        .map(|w| w.index)
-        .collect();
-    assert!(missed.is_empty(), "anomaly windows not flagged: {missed:?}");
-    let normal = judged.iter().filter(|w| w.truth == 0).count() as u32;
-    let false_alarms = judged
-        .iter()
-        .filter(|w| w.truth == 0 && w.verdict == "Anomaly")
-        .count() as u32;
+    let (normal, false_alarms) = every_anomaly_flagged(&windows);
     let model = Model::load(&DEFAULT_MODEL.0).unwrap();
     let rate = model.file.false_alarm_rate().unwrap();
     let n = scenario::SETTINGS.calibration_windows;
@@ -1014,22 +1026,7 @@ fn qemu_int8_app_flags_every_anomaly_on_m4f_and_m0_with_the_same_bits() {
     );
     let windows: Vec<WindowLine> = lines.iter().filter_map(|l| parse_window(l)).collect();
     assert_eq!(windows.len(), scenario::WINDOWS as usize);
-    let cal = scenario::SETTINGS.calibration_windows as usize;
-    let judged: Vec<&WindowLine> = windows[cal..]
-        .iter()
-        .filter(|w| !w.verdict.starts_with("Invalid"))
-        .collect();
-    let missed: Vec<u32> = judged
-        .iter()
-        .filter(|w| w.truth != 0 && w.verdict != "Anomaly")
-        .map(|w| w.index)
-        .collect();
-    assert!(missed.is_empty(), "anomaly windows not flagged: {missed:?}");
-    let normal = judged.iter().filter(|w| w.truth == 0).count() as u32;
-    let false_alarms = judged
-        .iter()
-        .filter(|w| w.truth == 0 && w.verdict == "Anomaly")
-        .count() as u32;
+    let (normal, false_alarms) = every_anomaly_flagged(&windows);
     let model = Model::load(&INT8_MODEL.0).expect("the int8 model loads on the host");
     assert!(model.int8);
     let rate = model.file.false_alarm_rate().unwrap();

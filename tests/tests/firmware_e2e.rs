@@ -335,6 +335,23 @@ fn host_replay() -> Vec<(u32, u8, Verdict, f32)> {
     out
 }
 
+/// Runs a QEMU application (Cortex-M4F), requires success, compares its decoded log with
+/// `firmware/expected/{expected}` and returns the lines.
+fn run_and_expect(elf: &Path, expected: &str) -> Vec<String> {
+    let run = qemu(elf);
+    let lines = decode(elf, &run.stdout);
+    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    assert!(
+        run.success,
+        "QEMU {} failed (exit {:?}); stderr:\n{}\nlog:\n{text}",
+        elf.display(),
+        run.code,
+        run.stderr
+    );
+    expect_file(expected, &text);
+    lines
+}
+
 /// Checks that every anomaly window judged after the calibration was flagged; returns the
 /// normal windows judged and the false alarms among them.
 fn every_anomaly_flagged(windows: &[WindowLine]) -> (u32, u32) {
@@ -360,15 +377,7 @@ fn every_anomaly_flagged(windows: &[WindowLine]) -> (u32, u32) {
 #[test]
 fn qemu_app_flags_every_anomaly_and_matches_its_expected_log() {
     let elf = qemu_elfs().join("qemu");
-    let run = qemu(&elf);
-    let lines = decode(&elf, &run.stdout);
-    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-    assert!(
-        run.success,
-        "QEMU app failed (exit {:?}); stderr:\n{}\nlog:\n{text}",
-        run.code, run.stderr
-    );
-    expect_file("qemu.run", &text);
+    let lines = run_and_expect(&elf, "qemu.run");
 
     let windows: Vec<WindowLine> = lines.iter().filter_map(|l| parse_window(l)).collect();
     assert_eq!(
@@ -1011,15 +1020,7 @@ fn int8_elfs() -> &'static (PathBuf, PathBuf) {
 #[test]
 fn qemu_int8_app_flags_every_anomaly_on_m4f_and_m0_with_the_same_bits() {
     let (m4, m0) = int8_elfs();
-    let run = qemu(m4);
-    let lines = decode(m4, &run.stdout);
-    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-    assert!(
-        run.success,
-        "QEMU int8 app failed (exit {:?}); stderr:\n{}\nlog:\n{text}",
-        run.code, run.stderr
-    );
-    expect_file("qemu-int8.run", &text);
+    let lines = run_and_expect(m4, "qemu-int8.run");
     assert!(
         lines.iter().any(|l| l.contains("Int8 parameters")),
         "the log names the int8 model"
